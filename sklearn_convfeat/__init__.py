@@ -1,0 +1,7 @@
+"""Convolutional image features for scikit-learn."""
+
+from ._transformer import ConvFeatureTransformer
+
+__version__ = "0.1.0"
+
+__all__ = ["ConvFeatureTransformer", "__version__"]

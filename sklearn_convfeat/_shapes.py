@@ -1,0 +1,154 @@
+"""Shape handling: from scikit-learn's ``X`` to images, and the sizes of every stage.
+
+Pure functions over shapes and arrays; nothing here knows about estimators.
+Images are always channels-last: ``(n_samples, height, width, channels)``.
+"""
+
+import math
+import warnings
+
+import numpy as np
+
+
+def as_pair(value):
+    """Return ``value`` as a ``(rows, cols)`` tuple of ints (an int means a square)."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    rows, cols = value
+    return int(rows), int(cols)
+
+
+def resolve_image_shape(X_shape, image_shape):
+    """Return the ``(height, width, channels)`` of the images held in an array of ``X_shape``.
+
+    With ``image_shape=None`` the rule is:
+
+    - a 3-D ``X`` of shape ``(n, H, W)`` holds grey images ``(H, W, 1)``;
+    - a 4-D ``X`` of shape ``(n, H, W, C)`` holds ``(H, W, C)`` images;
+    - a 2-D ``X`` of width ``d`` holds square grey images when ``d`` is a perfect square,
+      otherwise one-row images ``(1, d, 1)`` (1-D signals). A warning is raised when ``d``
+      looks like a flattened colour image (a square times 3 or 4).
+
+    An explicit ``image_shape`` ``(H, W)`` or ``(H, W, C)`` must match the data.
+    """
+    sample_shape = tuple(int(s) for s in X_shape[1:])
+    if image_shape is None:
+        if len(sample_shape) == 3:
+            return sample_shape
+        if len(sample_shape) == 2:
+            return sample_shape + (1,)
+        (width,) = sample_shape
+        side = math.isqrt(width)
+        if side * side == width:
+            return (side, side, 1)
+        for channels in (3, 4):
+            side = math.isqrt(width // channels)
+            if width % channels == 0 and side * side * channels == width:
+                warnings.warn(
+                    f"X has {width} features, which is not a perfect square but is "
+                    f"{side}*{side}*{channels}: it may hold flattened {side}x{side} images with "
+                    f"{channels} channels. They are treated as one-row images (1, {width}, 1); "
+                    f"pass image_shape=({side}, {side}, {channels}) if they are colour images.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+                break
+        return (1, width, 1)
+
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 2:
+        shape = shape + (1,)
+    if len(sample_shape) == 1:
+        if math.prod(shape) != sample_shape[0]:
+            raise ValueError(
+                f"image_shape={tuple(image_shape)} holds {math.prod(shape)} values per image, "
+                f"but X has {sample_shape[0]} features per sample; image_shape must multiply "
+                f"out to the number of features."
+            )
+        return shape
+    given = sample_shape if len(sample_shape) == 3 else sample_shape + (1,)
+    if given != shape:
+        raise ValueError(
+            f"image_shape={tuple(image_shape)} does not match the images in X, whose shape is "
+            f"{sample_shape}; pass image_shape=None to take the shape from X."
+        )
+    return shape
+
+
+def to_images(X, image_shape):
+    """View ``X`` (flat, 3-D or 4-D) as ``(n_samples, H, W, C)`` images of ``image_shape``."""
+    return X.reshape((X.shape[0],) + tuple(image_shape))
+
+
+def clip_filter_size(filter_size, image_shape):
+    """The filter size, clipped so that a filter never exceeds the image."""
+    rows, cols = as_pair(filter_size)
+    return min(rows, image_shape[0]), min(cols, image_shape[1])
+
+
+def padding_widths(filter_size, padding):
+    """Zero padding ``((top, bottom), (left, right))`` of a padding mode.
+
+    ``'same'`` follows :func:`scipy.signal.correlate2d`: ``(size - 1) // 2`` before and
+    ``size // 2`` after.
+    """
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    return tuple(((size - 1) // 2, size // 2) for size in filter_size)
+
+
+def conv_output_size(length, size, stride, padding):
+    """Length of a convolution's output along one axis."""
+    if padding == "same":
+        return -(-length // stride)
+    return (length - size) // stride + 1
+
+
+def pool_starts(length, pool_size=None, grid=None):
+    """Start indices and end of the pooling regions along one axis of a map of ``length``.
+
+    Regions are contiguous and non-overlapping: either windows of ``pool_size`` (clipped to the
+    map; a remainder shorter than a window is dropped, as in ``torch.nn.MaxPool2d``) or ``grid``
+    nearly equal regions that cover the whole axis (clipped to the map).
+
+    Returns
+    -------
+    starts : ndarray of int
+        First index of each region; region ``i`` ends where region ``i + 1`` starts.
+    stop : int
+        End of the last region.
+    """
+    if grid is not None:
+        n_regions = min(grid, length)
+        edges = (np.arange(n_regions + 1) * length) // n_regions
+        return edges[:-1], length
+    size = min(pool_size, length)
+    n_regions = length // size
+    return np.arange(n_regions) * size, n_regions * size
+
+
+def pool_regions(map_shape, pool_size=None, pool_grid=None):
+    """Pooling regions ``(starts, stop)`` along the rows and the columns of maps of ``map_shape``.
+
+    ``pool_grid``, when given, wins over ``pool_size``.
+    """
+    sizes = as_pair(pool_size) if pool_grid is None else (None, None)
+    grids = as_pair(pool_grid) if pool_grid is not None else (None, None)
+    return tuple(
+        pool_starts(length, size, grid)
+        for length, size, grid in zip(map_shape, sizes, grids, strict=True)
+    )
+
+
+def map_shape(image_shape, filter_size, stride, padding):
+    """The ``(rows, cols)`` of the feature maps of one image."""
+    return tuple(
+        conv_output_size(length, size, stride, padding)
+        for length, size in zip(image_shape[:2], filter_size, strict=True)
+    )
+
+
+def pooled_shape(image_shape, filter_size, stride, padding, pool_size=None, pool_grid=None):
+    """The ``(rows, cols)`` of the pooled features of one image."""
+    maps = map_shape(image_shape, filter_size, stride, padding)
+    return tuple(len(starts) for starts, _ in pool_regions(maps, pool_size, pool_grid))
