@@ -60,7 +60,7 @@ MONOTONE_ACTIVATIONS = frozenset({"relu", "tanh", "identity"})
 
 # Bytes of one chunk's temporaries (patches + maps): about half of a core's L2 cache, so that
 # the maps are pooled while still in cache.
-CHUNK_BYTES = 2**20
+CHUNK_BYTES = 3 * 2**19
 
 # Bytes of one batch's copy of its images (float32, channels-first, padded).
 BATCH_BYTES = 8 * 2**20
@@ -82,25 +82,39 @@ def _axis_plan(starts, stop):
     return np.asarray(starts), stop
 
 
-def _pool_axis(maps, axis, plan, reduce, out=None):
-    """Pool along one axis: one reduction over a windowed view for equal regions, else reduceat."""
+def _axis_pooler(maps, axis, plan, reduce, out=None):
+    """A function that pools ``maps`` along ``axis`` into ``out``, both fixed arrays.
+
+    Built once per buffer, so that pooling a chunk costs one ufunc call per axis. Equal regions
+    are one reduction over a view with the window as its own axis: one pass reads each value
+    once, where pairwise calls would read the partial results again.
+    """
     regions, stop = plan
     if not isinstance(regions, int):
-        index = (slice(None),) * axis + (slice(0, stop),)
-        return reduce.reduceat(maps[index], regions, axis=axis, out=out)
-    # A view with the window split off as its own axis: one pass of one ufunc reads each value
-    # once, where pairwise calls would read the partial results again.
+        head = maps[(slice(None),) * axis + (slice(0, stop),)]
+        return lambda: reduce.reduceat(head, regions, axis=axis, out=out)
     windows = as_strided(
         maps,
         shape=maps.shape[:axis] + (stop // regions, regions) + maps.shape[axis + 1 :],
         strides=maps.strides[:axis] + (regions * maps.strides[axis],) + maps.strides[axis:],
         writeable=False,
     )
-    return reduce.reduce(windows, axis=axis + 1, out=out)
+    return lambda: reduce.reduce(windows, axis=axis + 1, out=out)
 
 
-def _pool_planned(maps, plans, mode, channels_first=False, row_buffer=None, out=None):
-    """Pool rows then columns with precomputed plans; channels-last result, into ``out``.
+def _region_sizes(plans):
+    """Number of values in each pooling region: float32 ``(rows, cols, 1)``."""
+    row_counts, col_counts = (
+        np.full(stop // regions, regions)
+        if isinstance(regions, int)
+        else np.diff(np.append(regions, stop))
+        for regions, stop in plans
+    )
+    return np.outer(row_counts, col_counts)[:, :, None].astype(np.float32)
+
+
+def _pool_planned(maps, plans, mode, channels_first=False):
+    """Pool rows then columns with precomputed plans; the result is channels-last.
 
     Channels-first maps ``(n, n_filters, rows, cols)`` are pooled along rows in their layout,
     then only that smaller result is made channels-last for the columns: reductions run fast
@@ -108,19 +122,13 @@ def _pool_planned(maps, plans, mode, channels_first=False, row_buffer=None, out=
     """
     reduce = np.maximum if mode == "max" else np.add
     if channels_first:
-        rows = _pool_axis(maps, 2, plans[0], reduce)
+        rows = _axis_pooler(maps, 2, plans[0], reduce)()
         rows = np.ascontiguousarray(rows.transpose(0, 2, 3, 1))
     else:
-        rows = _pool_axis(maps, 1, plans[0], reduce, out=row_buffer)
-    pooled = _pool_axis(rows, 2, plans[1], reduce, out=out)
+        rows = _axis_pooler(maps, 1, plans[0], reduce)()
+    pooled = _axis_pooler(rows, 2, plans[1], reduce)()
     if mode == "avg":
-        row_counts, col_counts = (
-            np.full(stop // regions, regions)
-            if isinstance(regions, int)
-            else np.diff(np.append(regions, stop))
-            for regions, stop in plans
-        )
-        pooled /= np.outer(row_counts, col_counts)[None, :, :, None].astype(np.float32)
+        pooled /= _region_sizes(plans)
     return pooled
 
 
@@ -130,7 +138,7 @@ def pool(maps, rows, cols, mode):
     Parameters
     ----------
     maps : ndarray of shape (n, map_rows, map_cols, n_filters)
-        Any memory layout; the result keeps it.
+        Any memory layout.
     rows, cols : tuple (starts, stop)
         The regions along each axis, from :func:`~sklearn_convfeat._shapes.pool_regions`.
     mode : {'max', 'avg'}
@@ -168,38 +176,58 @@ def _workspace(size):
     return take
 
 
-def _gemm_convolver(filters, filter_size, stride, out_shape, chunk):
-    """A function from a padded channels-first chunk to its maps, by im2col and one GEMM.
+def _gemm_chunk_runner(padded, weights, filter_size, stride, plans, pooling, activation, space):
+    """A function computing the features of the images in the fixed buffer ``padded``.
 
-    The maps are ``(n, out_rows, out_cols, n_filters)`` views of buffers reused by every call.
+    ``padded`` holds a chunk of zero-padded channels-first images. The returned function turns
+    them into pooled features ``(n, out_rows, out_cols, n_filters)`` through im2col, one GEMM,
+    the activation and the pooling, in buffers taken from ``space``, reused at every call. All
+    views are made here, once: a chunk then costs a handful of NumPy calls.
     """
-    n_filters = filters.shape[0]
+    n, channels, height, width = padded.shape
     rows, cols = filter_size
-    out_rows, out_cols = out_shape
-    weights = np.ascontiguousarray(filters.reshape(n_filters, -1), dtype=np.float32).T
-    taps = weights.shape[0]
-    positions = out_rows * out_cols
-    patches_space = _workspace(chunk * positions * taps)
-    maps_space = _workspace(chunk * positions * n_filters)
+    taps, n_filters = weights.shape
+    out_rows = (height - rows) // stride + 1
+    out_cols = (width - cols) // stride + 1
+    s_n, s_c, s_y, s_x = padded.strides
+    # Rows are filter taps (c, dy, dx), columns positions (n, i, j): each row is copied in runs
+    # along image rows, long even for grey images where a patch is only h * w values.
+    windows = as_strided(
+        padded,
+        shape=(channels, rows, cols, n, out_rows, out_cols),
+        strides=(s_c, s_y, s_x, s_n, s_y * stride, s_x * stride),
+        writeable=False,
+    )
+    patches_t = space["patches"](windows.shape)
+    maps = space["maps"]((n * out_rows * out_cols, n_filters))
+    maps_4d = maps.reshape(n, out_rows, out_cols, n_filters)
+    grid = tuple(
+        stop // regions if isinstance(regions, int) else len(regions) for regions, stop in plans
+    )
+    pooled_rows = space["rows"]((n, grid[0], out_cols, n_filters))
+    pooled = space["pooled"]((n, *grid, n_filters))
+    reduce = np.maximum if pooling == "max" else np.add
+    pool_rows = _axis_pooler(maps_4d, 1, plans[0], reduce, out=pooled_rows)
+    pool_cols = _axis_pooler(pooled_rows, 2, plans[1], reduce, out=pooled)
+    sizes = _region_sizes(plans) if pooling == "avg" else None
+    activate = ACTIVATIONS[activation]
+    pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
+    patches = patches_t.reshape(taps, -1).T
 
-    def convolve(padded):
-        n, channels = padded.shape[:2]
-        s_n, s_c, s_y, s_x = padded.strides
-        # Rows are filter taps (c, dy, dx), columns positions (n, i, j): each row is copied
-        # in runs along image rows, long even for grey images.
-        windows = as_strided(
-            padded,
-            shape=(channels, rows, cols, n, out_rows, out_cols),
-            strides=(s_c, s_y, s_x, s_n, s_y * stride, s_x * stride),
-            writeable=False,
-        )
-        patches_t = patches_space((taps, n * positions))
-        np.copyto(patches_t.reshape(windows.shape), windows)
-        maps = maps_space((n * positions, n_filters))
-        np.matmul(patches_t.T, weights, out=maps)
-        return maps.reshape(n, out_rows, out_cols, n_filters)
+    def run():
+        np.copyto(patches_t, windows)
+        np.matmul(patches, weights, out=maps)
+        if not pool_first:
+            activate(maps)
+        pool_rows()
+        pool_cols()
+        if sizes is not None:
+            np.divide(pooled, sizes, out=pooled)
+        if pool_first:
+            activate(pooled)
+        return pooled
 
-    return convolve
+    return run
 
 
 def _fft_convolver(filters, padded_shape, stride, out_shape):
@@ -293,31 +321,47 @@ def feature_maps(
     if out is None:
         out = np.empty((n, *grid, n_filters), dtype=np.float32)
     chunk = min(n, chunk_size(images.shape[1:], filters.shape, stride, padding, method))
-    padded_shape = (height + top + bottom, width + left + right)
-    # Zero once: the borders stay zero, each chunk only overwrites the inside.
-    padded_space = np.zeros((chunk, channels, *padded_shape), dtype=np.float32)
+    # Zeroed once: the borders stay zero, each chunk only overwrites the inside.
+    padded_space = np.zeros(
+        (chunk, channels, height + top + bottom, width + left + right), dtype=np.float32
+    )
+    inside = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
     filters_cf = filters.transpose(0, 3, 1, 2)
     if method == "fft":
-        convolve = _fft_convolver(filters_cf, padded_shape, stride, out_shape)
+        convolve = _fft_convolver(filters_cf, padded_space.shape[2:], stride, out_shape)
+        activate = ACTIVATIONS[activation]
+        pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
+
+        def run_chunk(padded):
+            maps = convolve(padded)
+            if not pool_first:
+                maps = activate(maps)
+            pooled = _pool_planned(maps, plans, pooling, channels_first=True)
+            return activate(pooled) if pool_first else pooled
     else:
-        convolve = _gemm_convolver(filters_cf, (rows, cols), stride, out_shape, chunk)
-        row_space = _workspace(chunk * grid[0] * out_shape[1] * n_filters)
-    pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
-    activate = ACTIVATIONS[activation]
+        weights = np.ascontiguousarray(filters_cf.reshape(n_filters, -1), dtype=np.float32).T
+        positions = out_shape[0] * out_shape[1]
+        space = {
+            "patches": _workspace(chunk * positions * weights.shape[0]),
+            "maps": _workspace(chunk * positions * n_filters),
+            "rows": _workspace(chunk * grid[0] * out_shape[1] * n_filters),
+            "pooled": _workspace(chunk * grid[0] * grid[1] * n_filters),
+        }
+        # One runner per chunk size: the full chunk and, at most, a last shorter one.
+        runners = {}
+
+        def run_chunk(padded):
+            if len(padded) not in runners:
+                runners[len(padded)] = _gemm_chunk_runner(
+                    padded, weights, (rows, cols), stride, plans, pooling, activation, space
+                )
+            return runners[len(padded)]()
+
     for start in range(0, n, chunk):
-        part = slice(start, start + chunk)
-        padded = padded_space[: len(range(*part.indices(n)))]
-        padded[:, :, top : top + height, left : left + width] = images[part].transpose(0, 3, 1, 2)
-        maps = convolve(padded)
-        if not pool_first:
-            maps = activate(maps)
-        if method == "fft":
-            _pool_planned(maps, plans, pooling, channels_first=True, out=out[part])
-        else:
-            row_buffer = row_space((len(padded), grid[0], out_shape[1], n_filters))
-            _pool_planned(maps, plans, pooling, row_buffer=row_buffer, out=out[part])
-        if pool_first:
-            activate(out[part])
+        stop = min(start + chunk, n)
+        padded = padded_space[: stop - start]
+        np.copyto(padded[inside], images[start:stop].transpose(0, 3, 1, 2))
+        out[start:stop] = run_chunk(padded)
     return out
 
 
