@@ -11,13 +11,16 @@ For each configuration it times:
   in this run as ``a @ a`` on a 2048x2048 matrix with as many BLAS threads as our ``n_jobs``.
 
 Then how our time grows from 1k to 10k to 50k images (config A), and n_jobs=2 against
-n_jobs=1 (config B). Every time is the best of ``--repeats`` runs.
+n_jobs=1 (config B). The machine may be shared with other work: each of ``--repeats`` rounds
+times every contender once, one after the other, so that a ratio compares times taken under
+the same load; the table gives the best times and the median (and best) ratio over rounds.
 
 Run from the repository root::
 
     pip install -r benchmarks/requirements.txt
     python benchmarks/bench_speed.py            # the full table, a few minutes
     python benchmarks/bench_speed.py --quick    # a smoke run on small inputs
+    python benchmarks/bench_speed.py --crossover  # GEMM against FFT over filter sizes
 """
 
 import argparse
@@ -73,28 +76,33 @@ def ours(filters, n_jobs):
     )
 
 
-def torch_time(images, filters, threads, repeats):
+def timed(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def torch_runner(images, filters, threads):
+    """Functions running torch's conv -> relu -> max pool per batch size, and its features."""
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(threads)
-    # Layout conversion to NCHW is torch's input format, done once outside the timing.
+    # NCHW is torch's input layout: converted once, outside the timing.
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     w = torch.from_numpy(np.ascontiguousarray(filters.transpose(0, 3, 1, 2)))
-    times = {}
-    with torch.no_grad():
-        for batch in TORCH_BATCH_SIZES:
 
-            def run(batch=batch):
-                return [
-                    F.max_pool2d(F.relu(F.conv2d(x[i : i + batch], w)), POOL)
-                    for i in range(0, len(x), batch)
-                ]
+    def run(batch):
+        with torch.no_grad():
+            return [
+                F.max_pool2d(F.relu(F.conv2d(x[i : i + batch], w)), POOL)
+                for i in range(0, len(x), batch)
+            ]
 
-            run()  # warm-up: oneDNN picks and caches its kernels
-            times[batch] = best_time(run, repeats)
-        check = F.max_pool2d(F.relu(F.conv2d(x[:8], w)), POOL).numpy().transpose(0, 2, 3, 1)
-    return min(times.values()), min(times, key=times.get), check
+    for batch in TORCH_BATCH_SIZES:
+        run(batch)  # warm-up: oneDNN picks and caches its kernels
+    features = run(TORCH_BATCH_SIZES[0])[0][:8].numpy().transpose(0, 2, 3, 1)
+    return run, features
 
 
 def seed_loop(images, filters):
@@ -127,27 +135,63 @@ def conv_flops(n_images, image_shape, n_filters, size):
     return 2 * n_images * out_rows * out_cols * n_filters * size * size * image_shape[2]
 
 
+def crossover(threads, repeats):
+    """Time both paths over filter sizes: where the FFT starts to win, for ``choose_method``."""
+    print(f"{'image':>10} {'filter':>7} {'gemm s':>8} {'fft s':>8} {'fft/gemm':>9} {'auto':>5}")
+    for image_shape, sizes in [
+        ((32, 32, 1), (7, 11, 15)),
+        ((32, 32, 3), (5, 9, 11)),
+        ((64, 64, 1), (11, 15, 17, 19, 21, 25)),
+        ((96, 96, 1), (11, 15, 19, 23)),
+    ]:
+        n_images = max(8, 200_000 // (image_shape[0] * image_shape[1]))
+        for size in sizes:
+            images, filters = make_data(n_images, image_shape, 64, size)
+            times = [
+                best_time(
+                    lambda m=method, x=images, f=filters: transform_images(
+                        x, f, pool_size=(POOL, POOL), n_jobs=threads, method=m
+                    ),
+                    repeats,
+                )
+                for method in ("gemm", "fft")
+            ]
+            auto = choose_method(image_shape, filters.shape, 1, "valid")
+            print(
+                f"{str(image_shape):>10} {size:>7} {times[0]:>8.3f} {times[1]:>8.3f} "
+                f"{times[1] / times[0]:>9.2f} {auto:>5}"
+            )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, one repeat")
     parser.add_argument("--threads", type=int, default=1, help="our n_jobs = torch threads")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of measurements")
+    parser.add_argument(
+        "--crossover", action="store_true", help="only time the GEMM and FFT paths per filter size"
+    )
     args = parser.parse_args()
+    if args.crossover:
+        crossover(args.threads, args.repeats)
+        return
     scale = 20 if args.quick else 1
-    repeats = 1 if args.quick else args.repeats
+    repeats = 2 if args.quick else args.repeats
     threads = args.threads
 
     blas = [(i["internal_api"], i.get("architecture"), i["version"]) for i in threadpool_info()]
     print(f"threads={threads} repeats={repeats} quick={args.quick} BLAS={blas}")
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         print(f"{name}={os.environ.get(name, '(unset)')}")
-    rate = gemm_rate(threads, max(repeats, 3))
-    print(f"NumPy float32 GEMM 2048x2048: {rate / 1e9:.1f} GFLOP/s\n")
+    rate = gemm_rate(threads, 3)
+    print(f"NumPy float32 GEMM 2048x2048: {rate / 1e9:.1f} GFLOP/s (best of 3)\n")
 
+    # The machine may be shared: every round times ours, torch and the GEMM one after the
+    # other, so that each ratio compares times taken under the same load. We print the
+    # median and the best ratio over rounds.
     header = (
-        f"{'cfg':<4}{'n':>7} {'path':>5} {'ours s':>8} {'torch s':>8} {'bs':>4} "
-        f"{'seed s':>9} {'limit s':>8} | {'torch/ours':>10} {'limit/ours':>10} "
-        f"{'seed/ours':>9}"
+        f"{'cfg':<4}{'n':>7} {'path':>5} {'ours s':>7} {'torch s':>8} {'seed s':>7} "
+        f"{'limit s':>8} | {'torch/ours':>15} {'limit/ours':>15} {'seed/ours':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -155,20 +199,29 @@ def main():
         n_images //= scale
         images, filters = make_data(n_images, image_shape, n_filters, size)
         transformer = ours(filters, threads).fit(images[:1])
-        t_ours = best_time(lambda t=transformer, x=images: t.transform(x), repeats)
-        features = transformer.transform(images[:8])
-        t_torch, torch_batch, torch_check = torch_time(images, filters, threads, repeats)
+        run_torch, torch_features = torch_runner(images, filters, threads)
         # Same features as torch, to float32 accuracy.
-        np.testing.assert_allclose(features, torch_check, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(
+            transformer.transform(images[:8]), torch_features, rtol=1e-4, atol=1e-3
+        )
+        flops = conv_flops(n_images, image_shape, n_filters, size)
+        rows = []
+        for _ in range(repeats):
+            t_ours = timed(lambda t=transformer, x=images: t.transform(x))
+            t_torch = min(timed(lambda b=b, r=run_torch: r(b)) for b in TORCH_BATCH_SIZES)
+            t_limit = flops / gemm_rate(threads, 1)
+            rows.append((t_ours, t_torch, t_limit))
+        t_ours, t_torch, t_limit = np.array(rows).T
         subset = max(2, n_images // 500)
-        t_seed = best_time(lambda x=images[:subset], f=filters: seed_loop(x, f), 1)
-        t_seed *= n_images / subset
-        t_limit = conv_flops(n_images, image_shape, n_filters, size) / rate
+        t_seed = timed(lambda x=images[:subset], f=filters: seed_loop(x, f)) * n_images / subset
         path = choose_method(image_shape, filters.shape, 1, "valid")
+        vs_torch, vs_limit = t_torch / t_ours, t_limit / t_ours
         print(
-            f"{name:<4}{n_images:>7} {path:>5} {t_ours:>8.3f} {t_torch:>8.3f} {torch_batch:>4} "
-            f"{t_seed:>9.1f} {t_limit:>8.3f} | {t_torch / t_ours:>10.2f} "
-            f"{t_limit / t_ours:>10.2f} {t_seed / t_ours:>9.0f}"
+            f"{name:<4}{n_images:>7} {path:>5} {t_ours.min():>7.3f} {t_torch.min():>8.3f} "
+            f"{t_seed:>7.1f} {t_limit.min():>8.3f} | "
+            f"{np.median(vs_torch):>6.2f} (best {vs_torch.max():>4.2f}) "
+            f"{np.median(vs_limit):>6.2f} (best {vs_limit.max():>4.2f}) "
+            f"{t_seed / t_ours.min():>9.0f}"
         )
         if name == "C":
             # The engine with each path forced, to show the automatic choice is the faster.
@@ -181,32 +234,46 @@ def main():
                 )
                 print(f"    C with the {method} path forced: {t:.3f} s")
     print(
+        "Times are the best over rounds; ratios the median (and best) over rounds of "
         "torch/ours and seed/ours: how many times faster ours is; limit/ours: the fraction of "
-        "the GEMM-bound limit reached (above 1 is faster than any GEMM could be: the FFT path).\n"
+        "the GEMM-bound limit reached (above 1: faster than a GEMM could be, the FFT path).\n"
     )
 
     n_images, image_shape, n_filters, size = CONFIGS["A"]
     sizes = [1_000, 10_000, 50_000] if not args.quick else [500, 1_000, 5_000]
     images, filters = make_data(max(sizes), image_shape, n_filters, size, seed=1)
     transformer = ours(filters, threads).fit(images[:1])
-    times = [best_time(lambda n=n: transformer.transform(images[:n]), repeats) for n in sizes]
-    print("Scaling (config A):")
-    for n, t in zip(sizes, times, strict=True):
-        print(f"  {n:>6} images: {t:7.3f} s  {t / n * 1e6:6.1f} us/image")
+    times = np.array(
+        [
+            [timed(lambda n=n: transformer.transform(images[:n])) for n in sizes]
+            for _ in range(repeats)
+        ]
+    )
+    print("Scaling (config A), per round, then the median ratios:")
+    for n, t in zip(sizes, times.T, strict=True):
+        print(f"  {n:>6} images: best {t.min():7.3f} s  {t.min() / n * 1e6:6.1f} us/image")
+    growth = np.median(times[:, 1] / times[:, 0]), np.median(times[:, 2] / times[:, 1])
     print(
-        f"  time ratios: {times[1] / times[0]:.2f} for {sizes[1] / sizes[0]:.0f}x images, "
-        f"{times[2] / times[1]:.2f} for {sizes[2] / sizes[1]:.0f}x images\n"
+        f"  time ratios: {growth[0]:.2f} for {sizes[1] / sizes[0]:.0f}x images, "
+        f"{growth[1]:.2f} for {sizes[2] / sizes[1]:.0f}x images\n"
     )
 
     n_images, image_shape, n_filters, size = CONFIGS["B"]
     images, filters = make_data(n_images // scale, image_shape, n_filters, size)
     one = ours(filters, 1).fit(images[:1])
     two = ours(filters, 2).fit(images[:1])
-    t_one = best_time(lambda: one.transform(images), repeats)
-    t_two = best_time(lambda: two.transform(images), repeats)
     assert np.array_equal(one.transform(images[:64]), two.transform(images[:64]))
+    rows = []
+    for _ in range(repeats):
+        t_one = timed(lambda: one.transform(images))
+        cpu = time.process_time()
+        t_two = timed(lambda: two.transform(images))
+        rows.append((t_one, t_two, (time.process_time() - cpu) / t_two))
+    t_one, t_two, busy = np.array(rows).T
     print(
-        f"n_jobs (config B): 1 -> {t_one:.3f} s, 2 -> {t_two:.3f} s, speed-up {t_one / t_two:.2f}"
+        f"n_jobs (config B): 1 -> {t_one.min():.3f} s, 2 -> {t_two.min():.3f} s, speed-up "
+        f"{np.median(t_one / t_two):.2f} (best {(t_one / t_two).max():.2f}); with n_jobs=2 the "
+        f"process used {np.median(busy):.2f} cores on average (2 if both threads got a core)"
     )
 
 
