@@ -77,9 +77,10 @@ def ours(filters, n_jobs):
 
 
 def timed(function):
-    start = time.perf_counter()
+    """Wall-clock and CPU seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     function()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def torch_runner(images, filters, threads):
@@ -191,10 +192,12 @@ def main():
     # median and the best ratio over rounds.
     header = (
         f"{'cfg':<4}{'n':>7} {'path':>5} {'ours s':>7} {'torch s':>8} {'seed s':>7} "
-        f"{'limit s':>8} | {'torch/ours':>15} {'limit/ours':>15} {'seed/ours':>9}"
+        f"{'limit s':>8} | {'torch/ours':>11} {'limit/ours':>11} {'seed/ours':>9}\n"
+        f"{'':<48} | {'wall':>5} {'cpu':>5} {'wall':>5} {'cpu':>5}"
     )
     print(header)
-    print("-" * len(header))
+    print("-" * 96)
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     for name, (n_images, image_shape, n_filters, size) in CONFIGS.items():
         n_images //= scale
         images, filters = make_data(n_images, image_shape, n_filters, size)
@@ -209,19 +212,22 @@ def main():
         for _ in range(repeats):
             t_ours = timed(lambda t=transformer, x=images: t.transform(x))
             t_torch = min(timed(lambda b=b, r=run_torch: r(b)) for b in TORCH_BATCH_SIZES)
-            t_limit = flops / gemm_rate(threads, 1)
-            rows.append((t_ours, t_torch, t_limit))
-        t_ours, t_torch, t_limit = np.array(rows).T
+            with threadpool_limits(limits=threads, user_api="blas"):
+                t_gemm = timed(lambda: a @ a)
+            rows.append((*t_ours, *t_torch, *t_gemm))
+        # columns: (wall, cpu) of ours, torch, gemm; rounds in rows.
+        times = np.array(rows).reshape(repeats, 3, 2)
+        t_ours, t_torch, t_gemm = times[:, 0], times[:, 1], times[:, 2]
+        t_limit = flops / (2 * 2048**3) * t_gemm
         subset = max(2, n_images // 500)
-        t_seed = timed(lambda x=images[:subset], f=filters: seed_loop(x, f)) * n_images / subset
+        t_seed = timed(lambda x=images[:subset], f=filters: seed_loop(x, f))[0] * n_images / subset
         path = choose_method(image_shape, filters.shape, 1, "valid")
         vs_torch, vs_limit = t_torch / t_ours, t_limit / t_ours
         print(
-            f"{name:<4}{n_images:>7} {path:>5} {t_ours.min():>7.3f} {t_torch.min():>8.3f} "
-            f"{t_seed:>7.1f} {t_limit.min():>8.3f} | "
-            f"{np.median(vs_torch):>6.2f} (best {vs_torch.max():>4.2f}) "
-            f"{np.median(vs_limit):>6.2f} (best {vs_limit.max():>4.2f}) "
-            f"{t_seed / t_ours.min():>9.0f}"
+            f"{name:<4}{n_images:>7} {path:>5} {t_ours[:, 0].min():>7.3f} "
+            f"{t_torch[:, 0].min():>8.3f} {t_seed:>7.1f} {t_limit[:, 0].min():>8.3f} | "
+            + " ".join(f"{np.median(v[:, k]):>5.2f}" for v in (vs_torch, vs_limit) for k in (0, 1))
+            + f" {t_seed / t_ours[:, 0].min():>9.0f}"
         )
         if name == "C":
             # The engine with each path forced, to show the automatic choice is the faster.
@@ -234,9 +240,10 @@ def main():
                 )
                 print(f"    C with the {method} path forced: {t:.3f} s")
     print(
-        "Times are the best over rounds; ratios the median (and best) over rounds of "
-        "torch/ours and seed/ours: how many times faster ours is; limit/ours: the fraction of "
-        "the GEMM-bound limit reached (above 1: faster than a GEMM could be, the FFT path).\n"
+        "Times: best wall-clock over rounds. Ratios: median over rounds, of wall-clock and of "
+        "CPU time (steadier on a shared machine). torch/ours, seed/ours: how many times faster "
+        "ours is; limit/ours: the fraction of the GEMM-bound limit reached (above 1: faster "
+        "than a GEMM could be, the FFT path).\n"
     )
 
     n_images, image_shape, n_filters, size = CONFIGS["A"]
@@ -245,7 +252,7 @@ def main():
     transformer = ours(filters, threads).fit(images[:1])
     times = np.array(
         [
-            [timed(lambda n=n: transformer.transform(images[:n])) for n in sizes]
+            [timed(lambda n=n: transformer.transform(images[:n]))[0] for n in sizes]
             for _ in range(repeats)
         ]
     )
@@ -265,10 +272,9 @@ def main():
     assert np.array_equal(one.transform(images[:64]), two.transform(images[:64]))
     rows = []
     for _ in range(repeats):
-        t_one = timed(lambda: one.transform(images))
-        cpu = time.process_time()
-        t_two = timed(lambda: two.transform(images))
-        rows.append((t_one, t_two, (time.process_time() - cpu) / t_two))
+        t_one = timed(lambda: one.transform(images))[0]
+        t_two, cpu_two = timed(lambda: two.transform(images))
+        rows.append((t_one, t_two, cpu_two / t_two))
     t_one, t_two, busy = np.array(rows).T
     print(
         f"n_jobs (config B): 1 -> {t_one.min():.3f} s, 2 -> {t_two.min():.3f} s, speed-up "
