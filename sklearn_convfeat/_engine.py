@@ -58,11 +58,12 @@ ACTIVATIONS = {"relu": _relu, "abs": _abs, "tanh": _tanh, "identity": _identity}
 # Non-decreasing activations commute with max pooling: pooling first touches fewer values.
 MONOTONE_ACTIVATIONS = frozenset({"relu", "tanh", "identity"})
 
-# Bytes of one chunk's temporaries (patches + maps): about half of a core's L2 cache, so that
-# the maps are pooled while still in cache.
+# Bytes of one chunk's temporaries (patches, maps, partly pooled maps): three quarters of a
+# 2 MiB L2 cache, so that the maps are pooled while still in cache. Measured on config A and B
+# of benchmarks/bench_speed.py: 0.5 to 3 MiB are within noise of each other there.
 CHUNK_BYTES = 3 * 2**19
 
-# Bytes of one batch's copy of its images (float32, channels-first, padded).
+# Bytes of one batch's float32 copy of its images, made only when the input is not float32.
 BATCH_BYTES = 8 * 2**20
 
 # Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
