@@ -1,0 +1,164 @@
+"""Property-based tests over random image shapes and settings.
+
+The output shape is checked against the documented formula, written here independently of
+``_shapes``; the values against a direct reference (scipy.signal.correlate2d, then loops).
+"""
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.signal import correlate2d
+
+from sklearn_convfeat import ConvFeatureTransformer
+
+SETTINGS = settings(max_examples=40, deadline=None)
+
+
+def expected_axis(length, filter_size, stride, padding, pool_size, pool_grid):
+    """Documented rule for one axis: filters clipped to the image; 'valid' gives
+    floor((L - k) / s) + 1 positions and 'same' ceil(L / s); windows of p (clipped to the map)
+    give floor(m / p) regions, a grid of g gives min(g, m)."""
+    k = min(filter_size, length)
+    maps = (length - k) // stride + 1 if padding == "valid" else math.ceil(length / stride)
+    if pool_grid is not None:
+        return min(pool_grid, maps)
+    return maps // min(pool_size, maps)
+
+
+def region_edges(length, pool_size, pool_grid):
+    """Edges of the pooling regions along one axis of a map of ``length``."""
+    if pool_grid is not None:
+        n = min(pool_grid, length)
+        return [(i * length // n, (i + 1) * length // n) for i in range(n)]
+    p = min(pool_size, length)
+    return [(i * p, (i + 1) * p) for i in range(length // p)]
+
+
+def reference(images, filters, stride, padding, activation, pooling, pool_size, pool_grid):
+    """Features of ``(n, H, W, C)`` images, one image, one filter and one region at a time."""
+    n_filters, kh, kw, _ = filters.shape
+    if padding == "same":
+        pads = ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))
+        images = np.pad(images, pads)
+    act = {"relu": lambda v: np.maximum(v, 0), "abs": np.abs, "tanh": np.tanh}.get(
+        activation, lambda v: v
+    )
+    out = []
+    for image in images.astype(np.float64):
+        maps = []
+        for f in filters.astype(np.float64):
+            corr = sum(
+                correlate2d(image[..., c], f[..., c], mode="valid") for c in range(f.shape[2])
+            )
+            maps.append(act(corr[::stride, ::stride]))
+        maps = np.stack(maps, axis=-1)
+        rows = region_edges(maps.shape[0], pool_size[0], pool_grid and pool_grid[0])
+        cols = region_edges(maps.shape[1], pool_size[1], pool_grid and pool_grid[1])
+        reduce = np.max if pooling == "max" else np.mean
+        out.append(
+            [[reduce(maps[r0:r1, c0:c1], axis=(0, 1)) for c0, c1 in cols] for r0, r1 in rows]
+        )
+    return np.asarray(out)
+
+
+pairs = st.integers(1, 6) | st.tuples(st.integers(1, 6), st.integers(1, 6))
+
+
+@st.composite
+def cases(draw):
+    height, width = draw(st.integers(1, 64)), draw(st.integers(1, 64))
+    channels = draw(st.integers(1, 4))
+    n_samples = draw(st.integers(1, 4))
+    pooling_by = draw(st.sampled_from(["pool_size", "pool_grid"]))
+    params = dict(
+        n_filters=draw(st.integers(1, 5)),
+        filter_size=draw(st.integers(1, 9) | st.tuples(st.integers(1, 9), st.integers(1, 9))),
+        filter_init=draw(st.sampled_from(["gaussian", "uniform", "gabor"])),
+        stride=draw(st.integers(1, 5)),
+        padding=draw(st.sampled_from(["valid", "same"])),
+        activation=draw(st.sampled_from(["relu", "abs", "tanh", "identity"])),
+        pooling=draw(st.sampled_from(["max", "avg"])),
+        pool_size=draw(pairs) if pooling_by == "pool_size" else 2,
+        pool_grid=draw(pairs) if pooling_by == "pool_grid" else None,
+        random_state=draw(st.integers(0, 2**32 - 1)),
+        n_jobs=draw(st.sampled_from([None, 2])),
+        batch_size=draw(st.sampled_from(["auto", 1, 3])),
+        flatten=True,
+    )
+    scale = draw(st.sampled_from([1e-3, 1.0, 255.0]))
+    seed = draw(st.integers(0, 2**32 - 1))
+    images = np.random.default_rng(seed).uniform(
+        -scale, scale, (n_samples, height, width, channels)
+    )
+    layout = draw(st.sampled_from(["flat", "3d", "4d"] if channels == 1 else ["flat", "4d"]))
+    if layout == "flat":
+        X = images.reshape(n_samples, -1)
+        params["image_shape"] = (height, width, channels)
+    else:
+        X = images[..., 0] if layout == "3d" else images
+        params["image_shape"] = None
+    return X, images, params
+
+
+def as_pair(value):
+    return (value, value) if isinstance(value, int) else value
+
+
+@SETTINGS
+@given(cases())
+def test_output_shape_follows_the_documented_formula(case):
+    X, images, params = case
+    conv = ConvFeatureTransformer(**params).fit(X)
+    height, width = images.shape[1:3]
+    (fh, fw), (ph, pw) = as_pair(params["filter_size"]), as_pair(params["pool_size"])
+    gh, gw = as_pair(params["pool_grid"]) if params["pool_grid"] is not None else (None, None)
+    args = params["stride"], params["padding"]
+    rows = expected_axis(height, fh, *args, ph, gh)
+    cols = expected_axis(width, fw, *args, pw, gw)
+    assert conv.output_shape_ == (rows, cols, params["n_filters"])
+    features = conv.transform(X)
+    assert features.shape == (len(X), rows * cols * params["n_filters"])
+    assert features.dtype == np.float32
+    assert len(conv.get_feature_names_out()) == features.shape[1]
+    unflat = conv.set_params(flatten=False).transform(X)
+    assert unflat.shape == (len(X), rows, cols, params["n_filters"])
+    np.testing.assert_array_equal(unflat.reshape(len(X), -1), features)
+
+
+@SETTINGS
+@given(cases())
+def test_features_are_finite_match_the_reference_and_respect_the_activation(case):
+    X, images, params = case
+    conv = ConvFeatureTransformer(**params).fit(X)
+    features = conv.set_params(flatten=False).transform(X)
+    assert np.isfinite(features).all()
+    if params["activation"] in ("relu", "abs"):
+        assert (features >= 0).all()
+    if params["activation"] == "tanh":
+        assert (np.abs(features) <= 1).all()
+    expected = reference(
+        images,
+        conv.filters_,
+        params["stride"],
+        params["padding"],
+        params["activation"],
+        params["pooling"],
+        as_pair(params["pool_size"]),
+        params["pool_grid"] and as_pair(params["pool_grid"]),
+    )
+    scale = np.abs(images).max() * math.sqrt(conv.filters_[0].size)
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5 * scale)
+
+
+@SETTINGS
+@given(cases(), st.data())
+def test_a_sample_does_not_depend_on_its_batch(case, data):
+    X, _, params = case
+    conv = ConvFeatureTransformer(**params).fit(X)
+    full = conv.transform(X)
+    start = data.draw(st.integers(0, len(X) - 1))
+    stop = data.draw(st.integers(start + 1, len(X)))
+    np.testing.assert_array_equal(conv.transform(X[start:stop]), full[start:stop])
+    np.testing.assert_array_equal(conv.transform(X[::-1]), full[::-1])
