@@ -52,7 +52,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_filters : int, default=64
-        Number of filters in the bank.
+        Number of filters in the bank. Like every integer parameter, it must be an int, not
+        a bool.
 
     filter_size : int or (int, int), default=5
         Height and width of the filters. Clipped to the image, so that tiny images and 1-D
@@ -142,7 +143,24 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     Notes
     -----
     The output is float32, whatever the input dtype. The features of a sample never depend on
-    the other samples in ``X``.
+    the other samples in ``X``, bit for bit, nor on ``n_jobs`` or ``batch_size``.
+
+    What ``X`` may hold (anything else raises an error that names the problem):
+
+    - any real dtype: booleans are read as 0 and 1; integers, float16 and float64 are cast to
+      float32. Strings (even numeric ones), complex numbers, NaN and infinities are rejected
+      with a ValueError, and so are values so large that the features could overflow float32;
+    - dense arrays only: a scipy sparse matrix raises a TypeError (convert it with
+      ``.toarray()``), because images are dense and a silent conversion could exhaust memory;
+    - 2-D, 3-D or 4-D arrays with no empty axis; 1-D and 5-D arrays raise a ValueError;
+    - in ``transform``, images of the shape seen in ``fit`` and, for a DataFrame, the same
+      columns in the same order.
+
+    Random filters larger than the image are clipped to it (so are ``stride``, ``pool_size``
+    and ``pool_grid`` to the maps); a ``filter_init`` array must fit in the images.
+    Before allocating, ``fit`` (random banks) and ``transform`` compare the memory they need
+    with the memory available (``MemAvailable`` on Linux, else the physical memory) and raise
+    :class:`~sklearn_convfeat.MemoryLimitError` if it does not fit.
 
     References
     ----------
@@ -326,6 +344,18 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         X_new : ndarray of shape (n_samples, n_features_out) or \
                 (n_samples, rows, cols, n_filters), float32
             The features; 4-D when ``flatten=False``.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` holds images unlike those seen in ``fit``, non-finite values, or values
+            so large that the features could overflow float32.
+        TypeError
+            If ``X`` is a sparse matrix.
+        MemoryLimitError
+            If the features (and, with an integer ``batch_size``, the temporaries of the
+            batches computed at once) would need more memory than is available. Nothing is
+            allocated; transform ``X`` in chunks or make fewer features.
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
