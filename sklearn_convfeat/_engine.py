@@ -95,9 +95,7 @@ def pool(maps, rows, cols, mode):
     return pooled
 
 
-def feature_maps(
-    images, filters, *, stride, padding, activation, pooling, pool_size, pool_grid
-):
+def feature_maps(images, filters, *, stride, padding, activation, pooling, pool_size, pool_grid):
     """Convolution, activation and pooling of one batch: ``(n, out_rows, out_cols, n_filters)``."""
     maps = conv2d(images, filters, stride=stride, padding=padding)
     rows, cols = pool_regions(maps.shape[1:3], pool_size, pool_grid)
@@ -176,7 +174,9 @@ def transform_images(
     if batch_size is None:
         batch_size = auto_batch_size(images.shape[1:], filters.shape, stride, padding)
     if out is None:
-        grid = pooled_shape(images.shape[1:], filters.shape[1:3], stride, padding, pool_size, pool_grid)
+        grid = pooled_shape(
+            images.shape[1:], filters.shape[1:3], stride, padding, pool_size, pool_grid
+        )
         out = np.empty((n_samples, *grid, filters.shape[0]), dtype=np.float32)
 
     def fill(batch):

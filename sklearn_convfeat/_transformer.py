@@ -23,21 +23,18 @@ from ._limits import (
 from ._shapes import as_pair, clip_filter_size, pooled_shape, resolve_image_shape, to_images
 
 
+def _is_int(value):
+    return isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _check_pair(name, value, minimum=1):
     """Validate an int-or-pair parameter; return it as a pair of ints."""
-    if isinstance(value, (bool, np.bool_)):
+    values = (value, value) if _is_int(value) else value
+    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(map(_is_int, values)):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
-    try:
-        pair = as_pair(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.") from None
-    if not isinstance(value, (int, np.integer)) and not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
-    ):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
-    if min(pair) < minimum:
+    if min(values) < minimum:
         raise ValueError(f"{name} must be >= {minimum} in each direction, got {value!r}.")
-    return pair
+    return int(values[0]), int(values[1])
 
 
 class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
@@ -247,7 +244,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             _check_pair("pool_grid", self.pool_grid)
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
-            if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shape):
+            if not all(map(_is_int, shape)):
                 raise TypeError(
                     f"image_shape must hold ints (height, width[, channels]), got "
                     f"{self.image_shape!r}."
