@@ -294,6 +294,7 @@ BAD_PARAMS = [
     ("image_shape", (8, 8, 1, 1), ValueError, "image_shape must be None, \\(height, width\\)"),
     ("image_shape", (8, 0), ValueError, "with positive ints, got \\(8, 0\\)"),
     ("image_shape", (-8, -8), ValueError, "with positive ints"),
+    ("image_shape", (10**9, 10**9), ValueError, "holds 1000000000000000000 values per image"),
     ("stride", 0, InvalidParameterError, "'stride' parameter.*range \\[1, inf\\)"),
     ("stride", -1, InvalidParameterError, "'stride' parameter"),
     ("stride", 1.5, InvalidParameterError, "'stride' parameter.*Got 1.5"),
