@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits
+from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits, _transformer
 
 PARAMS = dict(
     n_filters=4,
@@ -106,6 +106,11 @@ def test_transform_refuses_before_allocating_when_memory_is_short(monkeypatch):
     X = np.random.default_rng(0).random((50, 64))
     conv = make(n_filters=8).fit(X)
     monkeypatch.setattr(_limits, "available_memory", lambda: 10_000)
+
+    def engine_must_not_run(*args, **kwargs):
+        raise AssertionError("the engine ran before the memory check")
+
+    monkeypatch.setattr(_transformer, "transform_images", engine_must_not_run)
     # 50 images x 3 x 3 x 8 float32 = 14400 bytes > 10000.
     message = (
         r"^The features of 50 images \(50 x 3 x 3 x 8 float32, 288 B per image\) would need "
@@ -115,7 +120,9 @@ def test_transform_refuses_before_allocating_when_memory_is_short(monkeypatch):
     )
     with pytest.raises(MemoryLimitError, match=message):
         conv.transform(X)
-    conv.transform(X[:30])
+    monkeypatch.undo()
+    monkeypatch.setattr(_limits, "available_memory", lambda: 10_000)
+    assert conv.transform(X[:30]).shape == (30, 72)
 
 
 def test_explicit_batch_size_counts_its_temporaries(monkeypatch):
