@@ -162,3 +162,56 @@ def test_a_sample_does_not_depend_on_its_batch(case, data):
     stop = data.draw(st.integers(start + 1, len(X)))
     np.testing.assert_array_equal(conv.transform(X[start:stop]), full[start:stop])
     np.testing.assert_array_equal(conv.transform(X[::-1]), full[::-1])
+
+
+VALID_STRINGS = ["gaussian", "uniform", "gabor", "valid", "same", "relu", "abs", "tanh"]
+VALID_STRINGS += ["identity", "max", "avg", "auto"]
+ANY_VALUE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 1000),
+    st.integers(2**31, 2**64),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.sampled_from(VALID_STRINGS),
+    st.tuples(st.integers(-2, 10)),
+    st.tuples(st.integers(-2, 70), st.integers(-2, 70)),
+    st.tuples(st.integers(-2, 10), st.floats(-2, 10)),
+    st.lists(st.integers(-2, 10), max_size=4),
+)
+FUZZ_BASE = dict(
+    n_filters=3,
+    filter_size=3,
+    filter_init="gaussian",
+    image_shape=None,
+    stride=1,
+    padding="valid",
+    activation="relu",
+    pooling="max",
+    pool_size=2,
+    pool_grid=None,
+    flatten=True,
+    random_state=0,
+    n_jobs=None,
+    batch_size="auto",
+)
+
+
+@SETTINGS
+@given(st.sampled_from(sorted(FUZZ_BASE)), ANY_VALUE)
+def test_any_parameter_value_works_or_fails_clearly(name, value):
+    """Never a crash deep in NumPy: either documented output, or an error naming the parameter."""
+    if name == "n_filters" and isinstance(value, int) and value > 1000:
+        value = 1000  # a real allocation otherwise: the memory limit is tested elsewhere
+    X = np.random.default_rng(0).random((3, 64))
+    conv = ConvFeatureTransformer(**{**FUZZ_BASE, name: value})
+    try:
+        features = conv.fit_transform(X)
+    except (ValueError, TypeError) as error:
+        assert name in str(error)
+        return
+    assert features.shape == (
+        (3, math.prod(conv.output_shape_)) if conv.flatten else (3, *conv.output_shape_)
+    )
+    assert np.isfinite(features).all()
+    assert len(conv.get_feature_names_out()) == math.prod(conv.output_shape_)
