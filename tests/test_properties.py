@@ -7,7 +7,7 @@ The output shape is checked against the documented formula, written here indepen
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from scipy.signal import correlate2d
 
@@ -215,3 +215,39 @@ def test_any_parameter_value_works_or_fails_clearly(name, value):
     )
     assert np.isfinite(features).all()
     assert len(conv.get_feature_names_out()) == math.prod(conv.output_shape_)
+
+
+DTYPES = [bool, np.uint8, np.int64, np.float16, np.float32, np.float64, np.complex64, object, str]
+
+
+@st.composite
+def arrays(draw, shape=None):
+    if shape is None:
+        shape = tuple(draw(st.lists(st.integers(0, 6), min_size=1, max_size=5)))
+    dtype = draw(st.sampled_from(DTYPES))
+    seed = draw(st.integers(0, 2**32 - 1))
+    values = np.random.default_rng(seed).normal(size=shape) * draw(st.sampled_from([1, 1e3]))
+    if values.size and draw(st.booleans()):
+        values.flat[draw(st.integers(0, values.size - 1))] = draw(
+            st.sampled_from([np.nan, np.inf, -np.inf, 1e300])
+        )
+    with np.errstate(all="ignore"):
+        return values.astype(dtype)
+
+
+@SETTINGS
+@given(arrays(), st.data())
+def test_any_array_works_or_fails_clearly(X, data):
+    """Fit on one random array, transform another (often of the same shape): documented
+    output, or a ValueError or TypeError, never another exception from deep inside NumPy."""
+    X_new = data.draw(arrays(X.shape) | arrays())
+    conv = ConvFeatureTransformer(**{**FUZZ_BASE, "n_filters": 2})
+    for array, step in ((X, conv.fit), (X_new, conv.transform)):
+        try:
+            result = step(array)
+        except (ValueError, TypeError) as error:
+            event(f"{step.__name__}: {type(error).__name__}")
+            return
+    event("transformed")
+    assert result.shape == (len(X_new), math.prod(conv.output_shape_))
+    assert np.isfinite(result).all()
