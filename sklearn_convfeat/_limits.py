@@ -35,9 +35,9 @@ def available_memory(meminfo="/proc/meminfo"):
         with open(meminfo) as lines:
             for line in lines:
                 if line.startswith("MemAvailable:"):
-                    value, unit = line.split()[1:3]
-                    return int(value) * {"kB": 2**10, "mB": 2**20, "gB": 2**30}[unit]
-    except (OSError, ValueError, KeyError, IndexError):
+                    # The kernel always reports kB (KiB).
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
         pass
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -47,10 +47,12 @@ def available_memory(meminfo="/proc/meminfo"):
 
 def format_bytes(n_bytes):
     """``n_bytes`` in a human unit, e.g. ``'1.5 GiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n_bytes < 1024 or unit == "TiB":
-            return f"{n_bytes:.1f} {unit}" if unit != "B" else f"{n_bytes} B"
+    if n_bytes < 1024:
+        return f"{n_bytes} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         n_bytes /= 1024
+        if n_bytes < 1024 or unit == "TiB":
+            return f"{n_bytes:.1f} {unit}"
 
 
 def transform_bytes(n_samples, image_shape, filter_shape, output_shape, stride, padding, batch):
