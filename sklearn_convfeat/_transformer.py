@@ -371,7 +371,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         check_feature_range(max(float(X.max()), -float(X.min())), gain)
         self._check_transform_memory(X.shape[0])
         features = transform_images(
-            np.asarray(images, dtype=np.float32),
+            images,
             self.filters_,
             stride=self.stride,
             padding=self.padding,
