@@ -191,16 +191,16 @@ def _gemm_chunk_runner(padded, weights, filter_size, stride, plans, pooling, act
     out_rows = (height - rows) // stride + 1
     out_cols = (width - cols) // stride + 1
     s_n, s_c, s_y, s_x = padded.strides
-    # Rows are filter taps (c, dy, dx), columns positions (n, i, j): each row is copied in runs
-    # along image rows, long even for grey images where a patch is only h * w values.
+    # Per image, rows are filter taps (c, dy, dx), columns positions (i, j): each row is copied
+    # in runs along image rows, long even for grey images where a patch is only h * w values.
     windows = as_strided(
         padded,
-        shape=(channels, rows, cols, n, out_rows, out_cols),
-        strides=(s_c, s_y, s_x, s_n, s_y * stride, s_x * stride),
+        shape=(n, channels, rows, cols, out_rows, out_cols),
+        strides=(s_n, s_c, s_y, s_x, s_y * stride, s_x * stride),
         writeable=False,
     )
     patches_t = space["patches"](windows.shape)
-    maps = space["maps"]((n * out_rows * out_cols, n_filters))
+    maps = space["maps"]((n, out_rows * out_cols, n_filters))
     maps_4d = maps.reshape(n, out_rows, out_cols, n_filters)
     grid = tuple(
         stop // regions if isinstance(regions, int) else len(regions) for regions, stop in plans
@@ -213,7 +213,10 @@ def _gemm_chunk_runner(padded, weights, filter_size, stride, plans, pooling, act
     sizes = _region_sizes(plans) if pooling == "avg" else None
     activate = ACTIVATIONS[activation]
     pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
-    patches = patches_t.reshape(taps, -1).T
+    # One GEMM per image, which numpy loops over in C: BLAS rounds a row differently depending
+    # on the matrix's size, so a GEMM over the chunk would make a sample's features depend on
+    # its chunk, hence on batch_size and n_jobs.
+    patches = patches_t.reshape(n, taps, -1).transpose(0, 2, 1)
 
     def run():
         np.copyto(patches_t, windows)

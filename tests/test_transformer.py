@@ -38,7 +38,7 @@ def test_sklearn_estimator_checks(estimator, check):
 
 
 def test_public_api():
-    assert sklearn_convfeat.__all__ == ["ConvFeatureTransformer", "__version__"]
+    assert sklearn_convfeat.__all__ == ["ConvFeatureTransformer", "MemoryLimitError", "__version__"]
     assert isinstance(sklearn_convfeat.__version__, str)
 
 
