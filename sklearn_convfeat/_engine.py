@@ -13,8 +13,8 @@ How the work is laid out, and why:
   the unpooled maps never travel to main memory and never exist for more than a chunk.
 - The GEMM path gathers the patches of a chunk *transposed*, one row per filter tap
   ``(channel, dy, dx)``: each row is then made of whole image rows, so the gather copies long
-  contiguous runs even for grey images, where a patch is only ``h * w`` values. One float32
-  matrix product with the filters gives all maps of the chunk, channels-last.
+  contiguous runs even for grey images, where a patch is only ``h * w`` values. A float32
+  matrix product with the filters per image (looped over in C) gives the maps, channels-last.
 - The FFT path multiplies spectra (``scipy.fft``) and wins when filters are large; which path
   runs is chosen from a cost model measured on a 2-core x86 machine (see ``benchmarks/``).
 - *Batches* (many chunks) are the unit of work of the ``n_jobs`` threads. Every image goes
@@ -181,9 +181,9 @@ def _gemm_chunk_runner(padded, weights, filter_size, stride, plans, pooling, act
     """A function computing the features of the images in the fixed buffer ``padded``.
 
     ``padded`` holds a chunk of zero-padded channels-first images. The returned function turns
-    them into pooled features ``(n, out_rows, out_cols, n_filters)`` through im2col, one GEMM,
-    the activation and the pooling, in buffers taken from ``space``, reused at every call. All
-    views are made here, once: a chunk then costs a handful of NumPy calls.
+    them into pooled features ``(n, out_rows, out_cols, n_filters)`` through im2col, a GEMM per
+    image, the activation and the pooling, in buffers taken from ``space``, reused at every
+    call. All views are made here, once: a chunk then costs a handful of NumPy calls.
     """
     n, channels, height, width = padded.shape
     rows, cols = filter_size
