@@ -51,6 +51,10 @@ def _read_image(filename, size, mode):
             image = ImageOps.exif_transpose(image).convert(mode)
             image = image.resize((width, height), Image.Resampling.LANCZOS)
             pixels = np.asarray(image, dtype=np.float32)
+    except Image.UnidentifiedImageError as exc:
+        raise ValueError(
+            f"{filename}: not a readable image (unknown or unsupported format)"
+        ) from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         reason = str(exc) or type(exc).__name__
         raise ValueError(f"{filename}: not a readable image ({reason})") from exc
@@ -92,8 +96,8 @@ def load_images(filenames, *, image_size=(32, 32), color_mode="grayscale"):
     return images
 
 
-def _is_hidden(path):
-    return path.name.startswith(".")
+def _is_hidden(name):
+    return name.startswith(".")
 
 
 def load_image_folder(
@@ -176,7 +180,7 @@ def load_image_folder(
         raise FileNotFoundError(f"{root}: no such folder")
 
     target_names, filenames, target = [], [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p)):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p.name)):
         files = sorted(
             p
             for p in folder.rglob("*")

@@ -45,7 +45,11 @@ def _panel_axes(ax, n_panels, n_cols):
     n_rows = math.ceil(n_panels / n_cols)
     if ax is None:
         fig, axes = plt.subplots(
-            n_rows, n_cols, figsize=(1.2 * n_cols, 1.2 * n_rows), squeeze=False
+            n_rows,
+            n_cols,
+            figsize=(1.5 * n_cols, 1.6 * n_rows),
+            squeeze=False,
+            layout="constrained",
         )
         return axes, fig
     if isinstance(ax, np.ndarray | list | tuple):
