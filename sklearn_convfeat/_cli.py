@@ -500,10 +500,10 @@ def _is_trusted_type(name):
 
 def load_model(path):
     """Load a model file written by ``convfeat train``, trusting only known classes."""
-    sio = _optional("skops.io")
     path = Path(path)
     if not path.is_file():
         raise CommandError(f"{path}: no such model file")
+    sio = _optional("skops.io")
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # any failure to parse the file means it is not a model
@@ -527,9 +527,7 @@ def _load_images(saved, filenames):
     from .datasets import load_images
 
     _optional("PIL.Image")
-    for filename in filenames:
-        if not Path(filename).is_file():
-            raise CommandError(f"{filename}: no such file")
+    _check_inputs(filenames)
     try:
         return load_images(
             filenames, image_size=tuple(saved["image_size"]), color_mode=saved["color_mode"]
@@ -538,7 +536,14 @@ def _load_images(saved, filenames):
         raise CommandError(str(exc)) from None
 
 
+def _check_inputs(filenames):
+    for filename in filenames:
+        if not Path(filename).is_file():
+            raise CommandError(f"{filename}: no such file")
+
+
 def cmd_predict(args):
+    _check_inputs(args.images)
     saved = load_model(args.model)
     images = _load_images(saved, args.images)
     model, names = saved["model"], saved["target_names"]
@@ -573,6 +578,8 @@ def cmd_show(args):
     from .plotting import FeatureMapsDisplay, FilterBankDisplay
 
     _check_output(args.out, args.force)
+    if args.image is not None:
+        _check_inputs([args.image])
     out_format = Path(args.out).suffix.lstrip(".").lower()
     supported = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
@@ -590,6 +597,7 @@ def cmd_show(args):
         display = FeatureMapsDisplay.from_estimator(saved["model"], image)
     with _atomic_output(args.out) as tmp:
         display.figure_.savefig(tmp, format=out_format, dpi=100)
+    plt.close(display.figure_)
     print(f"Wrote {args.out}")
 
 
@@ -604,8 +612,8 @@ COMMANDS = {
 }
 
 
-def _format_warning(message, category, filename, lineno, line=None):
-    return f"convfeat: warning: {category.__name__}: {message}\n"
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    _stderr(f"warning: {category.__name__}: {message}")
 
 
 def main(argv=None):
@@ -615,9 +623,10 @@ def main(argv=None):
     if args.command is None:
         # The main job: the digits with every option at its default.
         args = parser.parse_args(["digits"])
-    warnings.formatwarning = _format_warning
     try:
-        COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            COMMANDS[args.command](args)
     except CommandError as exc:
         _stderr(f"error: {exc}")
         return 2

@@ -129,7 +129,7 @@ def test_search_default_grid_from_a_json_file(shapes, tmp_path):
     assert len([line for line in result.stdout.splitlines() if "+/-" in line]) == 3
 
 
-def test_predict_matches_the_saved_pipeline(trained, shapes, tmp_path):
+def test_predict_matches_the_saved_pipeline(trained, shapes, tmp_path, capsys):
     files = [shapes / "circle" / "circle_000.jpg", shapes / "triangle" / "triangle_001.png"]
     result = run("predict", "--model", trained, *files, "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -147,23 +147,29 @@ def test_predict_matches_the_saved_pipeline(trained, shapes, tmp_path):
         assert list(answer["probabilities"]) == saved["target_names"]
         assert sum(answer["probabilities"].values()) == pytest.approx(1)
 
-    text = run("predict", "--model", trained, files[0], cwd=tmp_path)
+    text = run_main(["predict", "--model", trained, files[0]], capsys)
     assert text.returncode == 0, text.stderr
     assert text.stdout.strip() == (
         f"{files[0]}: {answers[0]['label']} (probability {answers[0]['probability']:.2f})"
     )
 
 
-def test_show_draws_filters_and_feature_maps(trained, shapes, tmp_path):
+def test_show_draws_filters(trained, tmp_path):
     result = run("show", "--model", trained, "--out", "filters.png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "filters.png") as picture:
+        assert picture.format == "PNG" and min(picture.size) > 50
+    assert [p.name for p in tmp_path.iterdir()] == ["filters.png"]
+
+
+def test_show_draws_feature_maps(trained, shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     image = shapes / "square" / "square_000.jpg"
-    result = run("show", "--model", trained, "--out", "maps.png", "--image", image, cwd=tmp_path)
+    result = run_main(["show", "--model", trained, "--out", "maps.png", "--image", image], capsys)
     assert result.returncode == 0, result.stderr
-    for name in ("filters.png", "maps.png"):
-        with Image.open(tmp_path / name) as picture:
-            assert picture.format == "PNG" and min(picture.size) > 50
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["filters.png", "maps.png"]
+    with Image.open(tmp_path / "maps.png") as picture:
+        assert picture.format == "PNG" and min(picture.size) > 50
+    assert [p.name for p in tmp_path.iterdir()] == ["maps.png"]
 
 
 def _untrusted_model(path, payload):
@@ -212,14 +218,40 @@ ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("args, fragments", ERRORS, ids=lambda v: " ".join(v)[:40])
-def test_errors_are_one_line_and_status_2(args, fragments, bad_folders, trained, shapes, tmp_path):
+def _format(args, bad_folders, trained, shapes):
     root, _ = bad_folders
     image = shapes / "circle" / "circle_000.jpg"
-    args = [a.format(bad=root, img=image, model=trained, data=shapes) for a in args]
+    return [a.format(bad=root, img=image, model=trained, data=shapes) for a in args]
+
+
+def run_main(args, capsys):
+    """``main`` in this process: the same code path as the console script, without start-up."""
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, status, captured.out, captured.err)
+
+
+@pytest.mark.parametrize("args, fragments", ERRORS, ids=lambda v: " ".join(v)[:40])
+def test_errors_are_one_line_and_status_2(
+    args, fragments, bad_folders, trained, shapes, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    root, _ = bad_folders
     before = listing(root)
-    assert_one_line_error(run(*args, cwd=tmp_path), *fragments)
+    assert_one_line_error(run_main(_format(args, bad_folders, trained, shapes), capsys), *fragments)
     assert listing(root) == before
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("index", [0, 3, 8, 17])
+def test_errors_in_a_real_process(index, bad_folders, trained, shapes, tmp_path):
+    args, fragments = ERRORS[index]
+    assert_one_line_error(
+        run(*_format(args, bad_folders, trained, shapes), cwd=tmp_path), *fragments
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -232,16 +264,19 @@ def test_errors_are_one_line_and_status_2(args, fragments, bad_folders, trained,
     ],
     ids=["train", "search", "show"],
 )
-def test_existing_output_is_kept_without_force(command, trained, shapes, tmp_path):
+def test_existing_output_is_kept_without_force(
+    command, trained, shapes, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "existing.png"
     out.write_bytes(b"precious")
     args = [a.format(data=shapes, model=trained, out=out) for a in command]
-    assert_one_line_error(run(*args, cwd=tmp_path), "existing.png exists", "--force")
+    assert_one_line_error(run_main(args, capsys), "existing.png exists", "--force")
     assert out.read_bytes() == b"precious"
     assert list(tmp_path.iterdir()) == [out]
 
     if command[0] == "show":
-        result = run(*args, "--force", cwd=tmp_path)
+        result = run_main([*args, "--force"], capsys)
         assert result.returncode == 0, result.stderr
         assert out.read_bytes().startswith(b"\x89PNG")
         assert list(tmp_path.iterdir()) == [out]
