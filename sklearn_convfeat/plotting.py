@@ -72,6 +72,7 @@ def _as_picture(array):
     channels, else its first three channels as RGB rescaled to [0, 1]."""
     if array.shape[-1] < 3:
         return array[..., 0]
+    array = array[..., :3]
     low, high = array.min(), array.max()
     return (array - low) / (high - low) if high > low else np.zeros_like(array)
 
