@@ -60,17 +60,21 @@ model.fit(X_train, y_train)
 print(f"accuracy on patches of the unseen halves: {model.score(X_test, y_test):.3f}")
 
 # %%
-# A new patch
+# New patches
 # -----------
-# Finally, the question of the blog post for a single new image: a patch from the unseen
-# half of the flower photo. The model gives a probability for each photo.
-new_patch = X_test[y_test == names.index("flower")][0]
-probabilities = model.predict_proba(new_patch[None])[0]
-for name, p in zip(names, probabilities, strict=True):
-    print(f"P({name}) = {p:.3f}")
-
-fig, ax = plt.subplots(figsize=(3, 3))
-ax.imshow(new_patch)
-ax.set_title(f"{names[np.argmax(probabilities)]} ({probabilities.max():.0%})")
-ax.set_axis_off()
+# Finally, the question of the blog post for single new images: for each photo, the most
+# textured patch of its unseen half. The model gives a probability for each photo.
+fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+for label, ax in enumerate(axes):
+    candidates = X_test[y_test == label]
+    new_patch = candidates[np.argmax(candidates.std(axis=(1, 2, 3)))]
+    probabilities = model.predict_proba(new_patch[np.newaxis])[0]
+    guess = names[np.argmax(probabilities)]
+    print(
+        f"a patch of {names[label]}: "
+        + ", ".join(f"P({name}) = {p:.3f}" for name, p in zip(names, probabilities, strict=True))
+    )
+    ax.imshow(new_patch)
+    ax.set_title(f"{guess}? {probabilities.max():.0%}")
+    ax.set_axis_off()
 plt.show()

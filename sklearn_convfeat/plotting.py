@@ -81,7 +81,8 @@ class FilterBankDisplay:
     """The filters of a fitted ConvFeatureTransformer, one small picture each.
 
     Single-channel filters are drawn with their raw values, on a diverging colormap centred
-    on zero (the same scale for every filter); filters with three or more channels as RGB
+    on zero (each filter on its own symmetric scale, so that wide, faint filters show);
+    filters with three or more channels as RGB
     pictures of their first three channels, each filter rescaled to [0, 1]; two-channel
     filters by their first channel.
 
@@ -156,10 +157,10 @@ class FilterBankDisplay:
         """
         filters = np.asarray(self.filters)
         axes, fig = _panel_axes(ax, len(filters), n_cols)
-        limit = float(np.abs(filters).max()) or 1.0
         self.images_ = []
         for panel, filt in zip(axes.ravel(), filters, strict=False):
             picture = _as_picture(filt)
+            limit = float(np.abs(picture).max()) or 1.0
             kwargs = dict(cmap=cmap, vmin=-limit, vmax=limit) if picture.ndim == 2 else {}
             self.images_.append(panel.imshow(picture, interpolation="nearest", **kwargs))
         for panel in axes.ravel():

@@ -40,9 +40,9 @@ def test_filter_bank_draws_each_grey_filter_with_its_values():
     assert display.axes_.shape == (2, 3)
     assert len(display.figure_.axes) == 6
     assert sum(len(ax.get_images()) for ax in display.figure_.axes) == 5
-    limit = np.abs(conv.filters_).max()
     for k, image in enumerate(display.images_):
         np.testing.assert_array_equal(image.get_array(), conv.filters_[k, :, :, 0])
+        limit = np.abs(conv.filters_[k]).max()
         assert image.get_clim() == pytest.approx((-limit, limit))
 
 
