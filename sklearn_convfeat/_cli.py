@@ -538,6 +538,8 @@ def _load_images(saved, filenames):
 
 def _check_inputs(filenames):
     for filename in filenames:
+        if Path(filename).is_dir():
+            raise CommandError(f"{filename}: is a folder, expected an image file")
         if not Path(filename).is_file():
             raise CommandError(f"{filename}: no such file")
 
@@ -633,4 +635,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         _stderr("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (``convfeat predict ... | head``): stop quietly, and
+        # keep Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0

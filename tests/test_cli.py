@@ -208,6 +208,7 @@ ERRORS = [
     (["predict", "--model", "{bad}/foreign.skops", "{img}"], ["not a model saved by"]),
     (["predict", "--model", "{model}", "{bad}/garbage.skops"], ["garbage.skops: not a readable"]),
     (["predict", "--model", "{model}", "{bad}/nothing.png"], ["nothing.png: no such file"]),
+    (["predict", "--model", "{model}", "{bad}"], ["is a folder, expected an image file"]),
     (["search", "--data", "{data}", "--grid", "{{oops"], ["--grid: not valid JSON"]),
     (["search", "--data", "{data}", "--grid", '{{"nope": [1]}}'], ["--grid", "nope"]),
     (["show", "--model", "{model}", "--out", "f.xyz"], ["unknown picture format 'xyz'"]),
