@@ -632,6 +632,10 @@ def main(argv=None):
     except CommandError as exc:
         _stderr(f"error: {exc}")
         return 2
+    except MemoryError as exc:
+        # MemoryLimitError says what was too big before anything was allocated.
+        _stderr(f"error: {exc or 'out of memory'}")
+        return 2
     except KeyboardInterrupt:
         _stderr("interrupted")
         return 130

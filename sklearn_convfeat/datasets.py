@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._limits import check_memory
 from ._optional import import_optional
 
 COLOR_MODES = {"grayscale": "L", "rgb": "RGB"}
@@ -61,6 +62,16 @@ def _read_image(filename, size, mode):
     return pixels / np.float32(255)
 
 
+def _allocate(n_images, shape):
+    """The float32 array of all the images, after checking that memory can hold it."""
+    check_memory(
+        4 * n_images * int(np.prod(shape)),
+        f"{n_images} images of shape {shape}",
+        "Use a smaller image_size, grayscale, or fewer images.",
+    )
+    return np.empty((n_images, *shape), dtype=np.float32)
+
+
 def load_images(filenames, *, image_size=(32, 32), color_mode="grayscale"):
     """Read image files into one array, resized to a common size.
 
@@ -85,12 +96,14 @@ def load_images(filenames, *, image_size=(32, 32), color_mode="grayscale"):
     ------
     ValueError
         If a file cannot be read as an image; the message starts with its name.
+    MemoryLimitError
+        If the images would not fit in the available memory.
     """
     size = _check_image_size(image_size)
     mode = _check_color_mode(color_mode)
     shape = size if mode == "L" else (*size, 3)
     filenames = [os.fspath(f) for f in filenames]
-    images = np.empty((len(filenames), *shape), dtype=np.float32)
+    images = _allocate(len(filenames), shape)
     for i, filename in enumerate(filenames):
         images[i] = _read_image(filename, size, mode)
     return images
@@ -163,6 +176,8 @@ def load_image_folder(
     ValueError
         If it holds no class sub-folder with files, or (with ``on_error='raise'``) if a file
         is not a readable image.
+    MemoryLimitError
+        If the images, at ``image_size``, would not fit in the available memory.
 
     Examples
     --------
@@ -197,7 +212,7 @@ def load_image_folder(
         )
 
     shape = size if mode == "L" else (*size, 3)
-    images = np.empty((len(filenames), *shape), dtype=np.float32)
+    images = _allocate(len(filenames), shape)
     keep = np.ones(len(filenames), dtype=bool)
     for i, filename in enumerate(filenames):
         try:

@@ -120,13 +120,25 @@ def test_search_with_a_json_grid_writes_cv_results(shapes, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
 
 
-def test_search_default_grid_from_a_json_file(shapes, tmp_path):
+def test_search_with_a_list_of_grids_from_a_json_file(shapes, tmp_path):
     (tmp_path / "grid.json").write_text('[{"pool_size": [2, 3]}, {"pool_grid": [2]}]')
     result = run(
         "search", "--data", shapes, "--cv", "2", "--grid", "grid.json", *SMALL, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert len([line for line in result.stdout.splitlines() if "+/-" in line]) == 3
+
+
+def test_search_default_grid(shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    result = run_main(
+        ["search", "--data", shapes, "--cv", "2", "--top", "20", "--image-size", "12"], capsys
+    )
+    assert result.returncode == 0, result.stderr
+    ranked = [line for line in result.stdout.splitlines() if "+/-" in line]
+    assert len(ranked) == 8  # 2 banks x 2 filter sizes x 2 pooling windows
+    for line in ranked:
+        assert "filter_init=" in line and "filter_size=" in line and "pool_size=" in line
 
 
 def test_predict_matches_the_saved_pipeline(trained, shapes, tmp_path, capsys):
@@ -213,6 +225,7 @@ ERRORS = [
     (["search", "--data", "{data}", "--grid", '{{"nope": [1]}}'], ["--grid", "nope"]),
     (["show", "--model", "{model}", "--out", "f.xyz"], ["unknown picture format 'xyz'"]),
     (["train", "--data", "{data}", "--out", "no/such/dir/m.skops"], ["no such folder"]),
+    (["evaluate", "--data", "{data}", "--image-size", "900000"], ["would need", "image_size"]),
     (["evaluate"], ["--data"]),
     (["evaluate", "--data", "{data}", "--image-size", "big"], ["--image-size"]),
     (["frobnicate"], ["invalid choice"]),
