@@ -77,6 +77,16 @@ def _positive_int(text):
     return value
 
 
+def _n_jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a non-zero int (-1: all cores), got {text!r}")
+    return value
+
+
 # Transformer options: (flag, parameter, argparse keywords). Unset options keep the
 # transformer's own defaults.
 TRANSFORMER_OPTIONS = [
@@ -131,7 +141,7 @@ def _parent_parsers():
     group = cv.add_argument_group("evaluation")
     group.add_argument("--cv", type=_positive_int, default=5, help="number of folds (default: 5)")
     group.add_argument(
-        "--n-jobs", type=int, default=None, help="cores to use, -1 for all (default: 1)"
+        "--n-jobs", type=_n_jobs, default=None, help="cores to use, -1 for all (default: 1)"
     )
 
     output = argparse.ArgumentParser(add_help=False)
@@ -188,7 +198,7 @@ def build_parser():
         description="Fit the pipeline on all the images and save it with skops.",
     )
     train.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
-    train.add_argument("--n-jobs", type=int, default=None, help="cores to use, -1 for all")
+    train.add_argument("--n-jobs", type=_n_jobs, default=None, help="cores to use, -1 for all")
 
     predict = commands.add_parser(
         "predict",
@@ -252,11 +262,7 @@ def make_model(features=None):
 
 
 def _conv_model(args, n_jobs=None):
-    try:
-        transformer = ConvFeatureTransformer(**_transformer_params(args), n_jobs=n_jobs)
-    except TypeError as exc:
-        raise CommandError(str(exc)) from None
-    return make_model(transformer)
+    return make_model(ConvFeatureTransformer(**_transformer_params(args), n_jobs=n_jobs))
 
 
 def _check_output(path, force):

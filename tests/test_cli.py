@@ -227,6 +227,7 @@ ERRORS = [
     (["train", "--data", "{data}", "--out", "no/such/dir/m.skops"], ["no such folder"]),
     (["evaluate", "--data", "{data}", "--image-size", "900000"], ["would need", "image_size"]),
     (["evaluate"], ["--data"]),
+    (["evaluate", "--data", "{data}", "--n-jobs", "0"], ["--n-jobs", "non-zero"]),
     (["evaluate", "--data", "{data}", "--image-size", "big"], ["--image-size"]),
     (["frobnicate"], ["invalid choice"]),
 ]
@@ -260,9 +261,12 @@ def test_errors_are_one_line_and_status_2(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("index", [0, 3, 8, 17])
-def test_errors_in_a_real_process(index, bad_folders, trained, shapes, tmp_path):
-    args, fragments = ERRORS[index]
+# A missing folder, a corrupt image, an untrusted model and a usage error.
+REAL_PROCESS_ERRORS = [ERRORS[0], ERRORS[3], ERRORS[8], (["evaluate"], ["--data"])]
+
+
+@pytest.mark.parametrize("args, fragments", REAL_PROCESS_ERRORS, ids=lambda v: " ".join(v)[:40])
+def test_errors_in_a_real_process(args, fragments, bad_folders, trained, shapes, tmp_path):
     assert_one_line_error(
         run(*_format(args, bad_folders, trained, shapes), cwd=tmp_path), *fragments
     )
