@@ -90,15 +90,27 @@ def _n_jobs(text):
 # Transformer options: (flag, parameter, argparse keywords). Unset options keep the
 # transformer's own defaults.
 TRANSFORMER_OPTIONS = [
-    ("--n-filters", "n_filters", dict(type=_positive_int, help="number of filters")),
-    ("--filter-size", "filter_size", dict(type=_positive_int, help="filter height and width")),
+    ("--n-filters", "n_filters", dict(type=_positive_int, metavar="N", help="number of filters")),
+    (
+        "--filter-size",
+        "filter_size",
+        dict(type=_positive_int, metavar="N", help="filter height and width"),
+    ),
     ("--filter-init", "filter_init", dict(choices=sorted(FILTER_BANKS), help="filter bank")),
-    ("--stride", "stride", dict(type=_positive_int, help="step between filter positions")),
+    (
+        "--stride",
+        "stride",
+        dict(type=_positive_int, metavar="N", help="step between filter positions"),
+    ),
     ("--padding", "padding", dict(choices=["valid", "same"], help="border handling")),
     ("--activation", "activation", dict(choices=sorted(ACTIVATIONS), help="nonlinearity")),
     ("--pooling", "pooling", dict(choices=["max", "avg"], help="pooling mode")),
-    ("--pool-size", "pool_size", dict(type=_positive_int, help="pooling window")),
-    ("--pool-grid", "pool_grid", dict(type=_positive_int, help="pool onto a fixed grid")),
+    ("--pool-size", "pool_size", dict(type=_positive_int, metavar="N", help="pooling window")),
+    (
+        "--pool-grid",
+        "pool_grid",
+        dict(type=_positive_int, metavar="N", help="pool onto a fixed grid"),
+    ),
 ]
 
 
@@ -134,14 +146,24 @@ def _parent_parsers():
     for flag, param, kwargs in TRANSFORMER_OPTIONS:
         group.add_argument(flag, dest=param, default=None, **kwargs)
     group.add_argument(
-        "--random-state", type=int, default=0, help="seed of the filters (default: 0)"
+        "--random-state",
+        type=int,
+        default=0,
+        metavar="SEED",
+        help="seed of the filters (default: 0)",
     )
 
     cv = argparse.ArgumentParser(add_help=False)
     group = cv.add_argument_group("evaluation")
-    group.add_argument("--cv", type=_positive_int, default=5, help="number of folds (default: 5)")
     group.add_argument(
-        "--n-jobs", type=_n_jobs, default=None, help="cores to use, -1 for all (default: 1)"
+        "--cv", type=_positive_int, default=5, metavar="K", help="number of folds (default: 5)"
+    )
+    group.add_argument(
+        "--n-jobs",
+        type=_n_jobs,
+        default=None,
+        metavar="N",
+        help="cores to use, -1 for all (default: 1)",
     )
 
     output = argparse.ArgumentParser(add_help=False)
@@ -187,7 +209,11 @@ def build_parser():
     )
     search.add_argument("--grid", metavar="JSON", help="the grid, as JSON text or a JSON file")
     search.add_argument(
-        "--top", type=_positive_int, default=5, help="configurations to print (default: 5)"
+        "--top",
+        type=_positive_int,
+        default=5,
+        metavar="N",
+        help="configurations to print (default: 5)",
     )
     search.add_argument("--csv", metavar="FILE", help="write cv_results_ to this CSV file")
 
@@ -198,7 +224,9 @@ def build_parser():
         description="Fit the pipeline on all the images and save it with skops.",
     )
     train.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
-    train.add_argument("--n-jobs", type=_n_jobs, default=None, help="cores to use, -1 for all")
+    train.add_argument(
+        "--n-jobs", type=_n_jobs, default=None, metavar="N", help="cores to use, -1 for all"
+    )
 
     predict = commands.add_parser(
         "predict",
