@@ -94,6 +94,14 @@ def test_unreadable_file_is_named_or_skipped_with_a_warning(tmp_path):
     assert not any(f.endswith(("broken.png", "notes.txt")) for f in bunch.filenames)
 
 
+def test_truncated_jpeg_is_named(tmp_path):
+    make_shapes_folder(tmp_path, n_per_class=2, shapes=("circle", "square"))
+    whole = (tmp_path / "circle" / "circle_000.jpg").read_bytes()
+    (tmp_path / "circle" / "circle_000.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=r"circle_000\.jpg: not a readable image \(.*truncated"):
+        load_image_folder(tmp_path)
+
+
 def test_class_with_only_unreadable_files_disappears(tmp_path):
     make_shapes_folder(tmp_path, n_per_class=2, shapes=("circle", "square"))
     (tmp_path / "a_junk").mkdir()
