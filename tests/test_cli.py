@@ -261,6 +261,18 @@ def test_errors_are_one_line_and_status_2(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_skip_errors_warns_and_goes_on(bad_folders, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root, _ = bad_folders
+    args = ["evaluate", "--data", root / "corrupt", "--cv", "2", "--skip-errors", *SMALL]
+    result = run_main(args, capsys)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "broken.jpg" in warnings[0]
+    assert "6 images in 2 classes" in result.stderr
+    assert set(_table(result.stdout)) == {"raw pixels", "conv features"}
+
+
 # A missing folder, a corrupt image, an untrusted model and a usage error.
 REAL_PROCESS_ERRORS = [ERRORS[0], ERRORS[3], ERRORS[8], (["evaluate"], ["--data"])]
 
