@@ -16,27 +16,51 @@ from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.utils import gen_batches
 from threadpoolctl import threadpool_limits
 
-from ._shapes import map_shape, padding_widths, pool_regions, pooled_shape
+from ._patches import patch_moments
+from ._shapes import features_shape, map_shape, padding_widths, pool_regions
 
 
-def _relu(maps):
+def _relu(maps, threshold):
+    if threshold:
+        maps -= threshold
     return np.maximum(maps, 0, out=maps)
 
 
-def _abs(maps):
-    return np.abs(maps, out=maps)
+def _abs(maps, threshold):
+    maps = np.abs(maps, out=maps)
+    return _relu(maps, threshold) if threshold else maps
 
 
-def _tanh(maps):
+def _tanh(maps, threshold):
+    if threshold:
+        maps -= threshold
     return np.tanh(maps, out=maps)
 
 
-def _identity(maps):
+def _identity(maps, threshold):
+    if threshold:
+        maps -= threshold
     return maps
 
 
-# Activations work in place on float32 maps.
-ACTIVATIONS = {"relu": _relu, "abs": _abs, "tanh": _tanh, "identity": _identity}
+def _two_sided(maps, threshold):
+    # Coates & Ng's soft threshold with the sign kept apart, as MOSAIKS: twice the maps.
+    negative = _relu(-maps, threshold)
+    return np.concatenate([_relu(maps, threshold), negative], axis=3)
+
+
+# Activations work in place on float32 maps, after subtracting a threshold (for 'abs', from
+# the absolute value); they may return new arrays.
+ACTIVATIONS = {
+    "relu": _relu,
+    "abs": _abs,
+    "tanh": _tanh,
+    "identity": _identity,
+    "two_sided": _two_sided,
+}
+
+# Activations that give more maps than filters: relu(z - t) for each filter, then relu(-z - t).
+MAPS_PER_FILTER = {"two_sided": 2}
 
 # Non-decreasing activations commute with max pooling: pooling first touches fewer values.
 MONOTONE_ACTIVATIONS = frozenset({"relu", "tanh", "identity"})
@@ -79,8 +103,13 @@ def pool(maps, rows, cols, mode):
     maps : ndarray of shape (n, map_rows, map_cols, n_filters)
     rows, cols : tuple (starts, stop)
         The regions along each axis, from :func:`~sklearn_convfeat._shapes.pool_starts`.
-    mode : {'max', 'avg'}
+    mode : {'max', 'avg', 'rms', 'ppv'}
+        'rms' is the root mean square; 'ppv' the proportion of positive values (ROCKET).
     """
+    if mode == "ppv":
+        return pool(np.greater(maps, 0).astype(np.float32), rows, cols, "avg")
+    if mode == "rms":
+        return np.sqrt(pool(np.square(maps), rows, cols, "avg"))
     reduce = np.maximum if mode == "max" else np.add
     (row_starts, row_stop), (col_starts, col_stop) = rows, cols
     pooled = reduce.reduceat(maps[:, :row_stop], row_starts, axis=1)
@@ -93,14 +122,48 @@ def pool(maps, rows, cols, mode):
 
 
 def feature_maps(
-    images, filters, *, stride, padding, activation, pooling, pool_size, pool_grid
+    images,
+    filters,
+    *,
+    stride,
+    padding,
+    activation,
+    pooling,
+    pool_size,
+    pool_grid,
+    bias=None,
+    patch_norm_eps=None,
+    threshold=0.0,
 ):
-    """Convolution, activation and pooling of one batch: ``(n, out_rows, out_cols, n_filters)``."""
+    """Convolution, activation and pooling of one batch.
+
+    With ``patch_norm_eps``, each patch is first normalised to zero mean and unit variance
+    (with ``patch_norm_eps`` added to its variance); ``bias`` is then added to each filter's
+    map. With a list of grids as ``pool_grid`` (a spatial pyramid), the regions of all grids
+    are concatenated.
+
+    Returns
+    -------
+    features : ndarray of shape (n, out_rows, out_cols, n_maps) or (n, n_regions, n_maps)
+        ``n_maps`` is ``n_filters`` times ``MAPS_PER_FILTER`` of the activation.
+    """
     maps = conv2d(images, filters, stride=stride, padding=padding)
+    if patch_norm_eps is not None:
+        mean, var = patch_moments(images, filters.shape[1:3], stride, padding)
+        maps -= mean[..., None] * filters.sum(axis=(1, 2, 3))
+        maps /= np.sqrt(var + np.float32(patch_norm_eps))[..., None]
+    if bias is not None:
+        maps += bias
+    if isinstance(pool_grid, list):
+        maps = ACTIVATIONS[activation](maps, threshold)
+        levels = [
+            pool(maps, *pool_regions(maps.shape[1:3], None, grid), pooling) for grid in pool_grid
+        ]
+        return np.concatenate([level.reshape(len(maps), -1, maps.shape[3]) for level in levels], 1)
     rows, cols = pool_regions(maps.shape[1:3], pool_size, pool_grid)
     if pooling == "max" and activation in MONOTONE_ACTIVATIONS:
-        return ACTIVATIONS[activation](pool(maps, rows, cols, pooling))
-    return pool(ACTIVATIONS[activation](maps), rows, cols, pooling)
+        return ACTIVATIONS[activation](pool(maps, rows, cols, pooling), threshold)
+    return pool(ACTIVATIONS[activation](maps, threshold), rows, cols, pooling)
 
 
 _blas_lock = threading.Lock()
@@ -148,6 +211,9 @@ def transform_images(
     pooling="max",
     pool_size=(1, 1),
     pool_grid=None,
+    bias=None,
+    patch_norm_eps=None,
+    threshold=0.0,
     batch_size=None,
     n_jobs=None,
     out=None,
@@ -159,7 +225,8 @@ def transform_images(
 
     Returns
     -------
-    features : ndarray of shape (n, out_rows, out_cols, n_filters), float32
+    features : ndarray of shape (n, *features_shape), float32
+        See :func:`feature_maps`.
     """
     params = dict(
         stride=stride,
@@ -168,13 +235,19 @@ def transform_images(
         pooling=pooling,
         pool_size=pool_size,
         pool_grid=pool_grid,
+        bias=bias,
+        patch_norm_eps=patch_norm_eps,
+        threshold=threshold,
     )
     n_samples = images.shape[0]
     if batch_size is None:
         batch_size = auto_batch_size(images.shape[1:], filters.shape, stride, padding)
     if out is None:
-        grid = pooled_shape(images.shape[1:], filters.shape[1:3], stride, padding, pool_size, pool_grid)
-        out = np.empty((n_samples, *grid, filters.shape[0]), dtype=np.float32)
+        n_maps = filters.shape[0] * MAPS_PER_FILTER.get(activation, 1)
+        shape = features_shape(
+            images.shape[1:], filters.shape[1:3], n_maps, stride, padding, pool_size, pool_grid
+        )
+        out = np.empty((n_samples, *shape), dtype=np.float32)
 
     def fill(batch):
         out[batch] = feature_maps(

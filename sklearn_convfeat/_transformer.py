@@ -1,6 +1,6 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -8,9 +8,23 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ._engine import ACTIVATIONS, transform_images
-from ._filters import FILTER_BANKS, check_filter_array
-from ._shapes import as_pair, clip_filter_size, pooled_shape, resolve_image_shape, to_images
+from ._engine import ACTIVATIONS, MAPS_PER_FILTER, transform_images
+from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
+from ._patches import (
+    fold_preprocessing,
+    normalize_patches,
+    patch_norm_eps,
+    sample_patches,
+    zca_whitening,
+)
+from ._shapes import (
+    as_pair,
+    clip_filter_size,
+    features_shape,
+    pooled_shape,
+    resolve_image_shape,
+    to_images,
+)
 
 
 def _check_pair(name, value, minimum=1):
@@ -28,6 +42,15 @@ def _check_pair(name, value, minimum=1):
     if min(pair) < minimum:
         raise ValueError(f"{name} must be >= {minimum} in each direction, got {value!r}.")
     return pair
+
+
+def _pool_grids(pool_grid):
+    """``pool_grid`` as None, one ``(rows, cols)`` grid, or a list of them (a pyramid)."""
+    if pool_grid is None:
+        return None
+    if isinstance(pool_grid, list):
+        return [as_pair(level) for level in pool_grid]
+    return as_pair(pool_grid)
 
 
 class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
@@ -158,14 +181,18 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "n_filters": [Interval(Integral, 1, None, closed="left")],
         "filter_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "filter_init": [StrOptions(set(FILTER_BANKS)), "array-like"],
+        "filter_init": [StrOptions(set(FILTER_BANKS) | set(PATCH_BANKS)), "array-like"],
         "image_shape": [None, tuple, list],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "padding": [StrOptions({"valid", "same"})],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "pooling": [StrOptions({"max", "avg"})],
+        "pooling": [StrOptions({"max", "avg", "rms", "ppv"})],
         "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "pool_grid": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
+        "whiten": ["boolean"],
+        "patch_norm": ["boolean"],
+        "threshold": [Interval(Real, 0, None, closed="left")],
+        "max_patches": [Interval(Integral, 1, None, closed="left")],
         "flatten": ["boolean"],
         "random_state": ["random_state"],
         "n_jobs": [None, Integral],
@@ -185,6 +212,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         pooling="max",
         pool_size=2,
         pool_grid=None,
+        whiten=True,
+        patch_norm=False,
+        threshold=0.0,
+        max_patches=10_000,
         flatten=True,
         random_state=None,
         n_jobs=None,
@@ -200,6 +231,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.pooling = pooling
         self.pool_size = pool_size
         self.pool_grid = pool_grid
+        self.whiten = whiten
+        self.patch_norm = patch_norm
+        self.threshold = threshold
+        self.max_patches = max_patches
         self.flatten = flatten
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -209,7 +244,18 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """Checks that the constraints cannot say: pairs, image_shape, n_jobs."""
         _check_pair("filter_size", self.filter_size)
         _check_pair("pool_size", self.pool_size)
-        if self.pool_grid is not None:
+        if isinstance(self.pool_grid, list):
+            if not self.pool_grid:
+                raise ValueError("pool_grid as a list of grids (a pyramid) must not be empty.")
+            for level in self.pool_grid:
+                _check_pair("each grid of pool_grid", level)
+            if not self.flatten:
+                raise ValueError(
+                    f"pool_grid={self.pool_grid!r} is a list of grids (a spatial pyramid), whose "
+                    "regions cannot be laid out as maps; flatten=False needs one grid, as an int "
+                    "or a (rows, cols) tuple."
+                )
+        elif self.pool_grid is not None:
             _check_pair("pool_grid", self.pool_grid)
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
@@ -258,26 +304,52 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=True)
         image_shape = resolve_image_shape(X.shape, self.image_shape)
         random_state = check_random_state(self.random_state)
-        if isinstance(self.filter_init, str):
-            filter_size = clip_filter_size(self.filter_size, image_shape)
+        filter_size = clip_filter_size(self.filter_size, image_shape)
+        bias = np.zeros(self.n_filters)
+        if isinstance(self.filter_init, str) and self.filter_init in FILTER_BANKS:
             make_bank = FILTER_BANKS[self.filter_init]
             filters = make_bank(self.n_filters, filter_size, image_shape[2], random_state)
-        else:
+        elif not isinstance(self.filter_init, str):
             filters = check_filter_array(
                 self.filter_init, self.n_filters, image_shape[2], image_shape
             )
-        self.filters_ = filters
+            filter_size = filters.shape[1:3]
+        eps = None
+        if self.patch_norm or self.filter_init in PATCH_BANKS:
+            images = to_images(X, image_shape)
+            patches = sample_patches(images, filter_size, self.max_patches, random_state)
+            if self.patch_norm:
+                eps = patch_norm_eps(patches)
+                patches = normalize_patches(patches, eps)
+        if isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS:
+            filters, bias = self._learn_bank(patches, random_state)
+            filters = filters.reshape(self.n_filters, *filter_size, image_shape[2])
+        self.filters_ = np.asarray(filters, dtype=np.float32)
+        self.bias_ = bias.astype(np.float32)
+        self.patch_norm_eps_ = eps
         self.image_shape_ = image_shape
-        rows, cols = pooled_shape(
+        n_maps = self.n_filters * MAPS_PER_FILTER.get(self.activation, 1)
+        self.output_shape_ = features_shape(
             image_shape,
-            filters.shape[1:3],
+            self.filters_.shape[1:3],
+            n_maps,
             self.stride,
             self.padding,
             as_pair(self.pool_size),
-            None if self.pool_grid is None else as_pair(self.pool_grid),
+            _pool_grids(self.pool_grid),
         )
-        self.output_shape_ = (rows, cols, filters.shape[0])
         return self
+
+    def _learn_bank(self, patches, random_state):
+        """Filters and biases on raw images for a bank learnt on preprocessed ``patches``."""
+        if self.whiten:
+            mean, whitening = zca_whitening(patches)
+            preprocessed = (patches - mean) @ whitening
+        else:
+            mean, whitening = patches.mean(axis=0), None
+            preprocessed = patches - mean
+        bank = PATCH_BANKS[self.filter_init](preprocessed, self.n_filters, random_state)
+        return fold_preprocessing(bank, mean, whitening)
 
     def transform(self, X):
         """Compute the pooled convolutional features of ``X``.
@@ -305,7 +377,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             activation=self.activation,
             pooling=self.pooling,
             pool_size=as_pair(self.pool_size),
-            pool_grid=None if self.pool_grid is None else as_pair(self.pool_grid),
+            pool_grid=_pool_grids(self.pool_grid),
+            bias=self.bias_,
+            patch_norm_eps=self.patch_norm_eps_,
+            threshold=self.threshold,
             batch_size=None if self.batch_size == "auto" else self.batch_size,
             n_jobs=self.n_jobs,
         )
@@ -330,9 +405,12 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         return to_images(X, expected)
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output features: ``f{filter}_y{row}_x{col}``.
+        """Names of the output features, in the order of the flattened output.
 
-        The order is that of the flattened output: row, then column, then filter.
+        ``f{filter}_y{row}_x{col}`` in the order row, column, filter. With
+        ``activation='two_sided'``, each filter gives ``f{filter}_pos`` then ``f{filter}_neg``
+        maps (all filters' positive parts, then all negative parts). With a pyramid of grids,
+        the names are ``{map}_g{rows}x{cols}_y{row}_x{col}``, grid after grid.
 
         Parameters
         ----------
@@ -345,10 +423,28 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features)
-        rows, cols, n_filters = self.output_shape_
-        names = [
-            f"f{f}_y{i}_x{j}" for i in range(rows) for j in range(cols) for f in range(n_filters)
-        ]
+        maps = [f"f{f}" for f in range(self.n_filters)]
+        if self.activation == "two_sided":
+            maps = [f"{name}_pos" for name in maps] + [f"{name}_neg" for name in maps]
+        grids = _pool_grids(self.pool_grid)
+        if isinstance(grids, list):
+            regions = []
+            for grid in grids:
+                rows, cols = pooled_shape(
+                    self.image_shape_,
+                    self.filters_.shape[1:3],
+                    self.stride,
+                    self.padding,
+                    None,
+                    grid,
+                )
+                regions += [
+                    f"g{grid[0]}x{grid[1]}_y{i}_x{j}" for i in range(rows) for j in range(cols)
+                ]
+        else:
+            rows, cols = self.output_shape_[:2]
+            regions = [f"y{i}_x{j}" for i in range(rows) for j in range(cols)]
+        names = [f"{name}_{region}" for region in regions for name in maps]
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):
