@@ -94,7 +94,7 @@ def patches_bank(patches, n_filters, random_state):
 
 def kmeans_bank(patches, n_filters, random_state):
     """Centroids of spherical k-means (Coates & Ng): k-means of the unit-norm patches."""
-    kmeans = MiniBatchKMeans(n_clusters=n_filters, n_init=3, random_state=random_state)
+    kmeans = MiniBatchKMeans(n_clusters=n_filters, n_init=1, random_state=random_state)
     return _unit_rows(kmeans.fit(_unit_rows(patches)).cluster_centers_)
 
 

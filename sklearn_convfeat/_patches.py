@@ -27,7 +27,8 @@ def sample_patches(images, patch_size, max_patches, random_state):
     """A random sample of at most ``max_patches`` patches of ``images``, flattened.
 
     Patches are drawn from at most ``max_patches`` random images, an equal number from each,
-    with :func:`sklearn.feature_extraction.image.extract_patches_2d`.
+    with :func:`sklearn.feature_extraction.image.extract_patches_2d`; every patch of the chosen
+    images is taken when they have no more than that number.
 
     Returns
     -------
@@ -36,6 +37,9 @@ def sample_patches(images, patch_size, max_patches, random_state):
     n_images = min(images.shape[0], max_patches)
     chosen = np.sort(random_state.choice(images.shape[0], n_images, replace=False))
     per_image = -(-max_patches // n_images)
+    n_positions = (images.shape[1] - patch_size[0] + 1) * (images.shape[2] - patch_size[1] + 1)
+    if per_image >= n_positions:
+        per_image = None
     patches = [
         extract_patches_2d(images[i], patch_size, max_patches=per_image, random_state=random_state)
         for i in chosen

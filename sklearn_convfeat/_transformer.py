@@ -306,22 +306,23 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
         filter_size = clip_filter_size(self.filter_size, image_shape)
         bias = np.zeros(self.n_filters)
+        learnt = isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS
         if isinstance(self.filter_init, str) and self.filter_init in FILTER_BANKS:
             make_bank = FILTER_BANKS[self.filter_init]
             filters = make_bank(self.n_filters, filter_size, image_shape[2], random_state)
-        elif not isinstance(self.filter_init, str):
+        elif not learnt:
             filters = check_filter_array(
                 self.filter_init, self.n_filters, image_shape[2], image_shape
             )
             filter_size = filters.shape[1:3]
         eps = None
-        if self.patch_norm or self.filter_init in PATCH_BANKS:
+        if self.patch_norm or learnt:
             images = to_images(X, image_shape)
             patches = sample_patches(images, filter_size, self.max_patches, random_state)
             if self.patch_norm:
                 eps = patch_norm_eps(patches)
                 patches = normalize_patches(patches, eps)
-        if isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS:
+        if learnt:
             filters, bias = self._learn_bank(patches, random_state)
             filters = filters.reshape(self.n_filters, *filter_size, image_shape[2])
         self.filters_ = np.asarray(filters, dtype=np.float32)
