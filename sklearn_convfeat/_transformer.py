@@ -44,11 +44,20 @@ def _check_pair(name, value, minimum=1):
     return pair
 
 
+def _is_pyramid(pool_grid):
+    """A list of grids, or a tuple of grids that is not one ``(rows, cols)`` pair of ints."""
+    if isinstance(pool_grid, list):
+        return True
+    return isinstance(pool_grid, tuple) and not all(
+        isinstance(v, (int, np.integer)) for v in pool_grid
+    )
+
+
 def _pool_grids(pool_grid):
     """``pool_grid`` as None, one ``(rows, cols)`` grid, or a list of them (a pyramid)."""
     if pool_grid is None:
         return None
-    if isinstance(pool_grid, list):
+    if _is_pyramid(pool_grid):
         return [as_pair(level) for level in pool_grid]
     return as_pair(pool_grid)
 
@@ -67,12 +76,23 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     n_filters : int, default=64
         Number of filters in the bank.
 
-    filter_size : int or (int, int), default=5
+    filter_size : int or (int, int), default=3
         Height and width of the filters. Clipped to the image, so that tiny images and 1-D
         signals work.
 
-    filter_init : {'gaussian', 'uniform', 'gabor'} or array-like, default='gaussian'
-        How the bank is made:
+    filter_init : {'kmeans', 'patches', 'pca', 'gaussian', 'uniform', 'gabor'} or \
+            array-like, default='kmeans'
+        How the bank is made. Learnt in ``fit`` from a random sample of at most
+        ``max_patches`` patches of ``X`` (normalised if ``patch_norm``, then centred and, if
+        ``whiten``, ZCA-whitened):
+
+        - ``'kmeans'``: centroids of spherical k-means of the patches (Coates & Ng), with
+          :class:`~sklearn.cluster.MiniBatchKMeans`;
+        - ``'patches'``: random patches among the higher-contrast half of the sample;
+        - ``'pca'``: the leading principal components of the patches (PCANet); at most
+          ``height * width * channels`` filters, and best with ``whiten=False``.
+
+        Random or fixed, they read only the images' shape:
 
         - ``'gaussian'``: Gaussian random filters, zero mean, unit norm;
         - ``'uniform'``: uniform random filters in [-1, 1], unit norm;
@@ -91,25 +111,54 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     stride : int, default=1
         Step between the positions at which a filter is applied.
 
-    padding : {'valid', 'same'}, default='valid'
+    padding : {'valid', 'same'}, default='same'
         ``'valid'`` applies filters only where they fit inside the image; ``'same'`` pads the
         image with zeros so that the maps have the image's size (before the stride), as
         :func:`scipy.signal.correlate2d` with ``mode='same'``.
 
-    activation : {'relu', 'abs', 'tanh', 'identity'}, default='relu'
-        Nonlinearity applied to the maps before pooling.
+    activation : {'relu', 'two_sided', 'abs', 'tanh', 'identity'}, default='relu'
+        Nonlinearity applied to the maps ``z`` before pooling, with the ``threshold`` ``t``:
+        ``relu(z - t)``; ``'two_sided'`` gives two maps per filter, ``relu(z - t)`` and
+        ``relu(-z - t)`` (the soft threshold of Coates & Ng with the sign kept apart, as in
+        MOSAIKS); ``'abs'`` is ``relu(|z| - t)``; ``'tanh'`` is ``tanh(z - t)``;
+        ``'identity'`` is ``z - t``.
 
-    pooling : {'max', 'avg'}, default='max'
-        How values are combined inside each pooling region.
+    threshold : float, default=0.0
+        The threshold ``t`` of the activation, >= 0. In the units of the maps: with
+        ``patch_norm`` and whitening, these are about unit variance.
+
+    pooling : {'max', 'avg', 'rms', 'ppv'}, default='max'
+        How values are combined inside each pooling region: maximum, mean, root mean square,
+        or proportion of positive values (as ROCKET).
 
     pool_size : int or (int, int), default=2
         Size of the non-overlapping pooling windows (clipped to the maps). A remainder of the
-        map smaller than a window is dropped. 1 means no pooling. Ignored when ``pool_grid``
-        is set.
+        map smaller than a window is dropped. 1 means no pooling. Used only when
+        ``pool_grid=None``.
 
-    pool_grid : int or (int, int), default=None
+    pool_grid : int, (int, int), list of grids or None, default=((1, 1), (2, 2), (4, 4))
         Pool each map onto a fixed grid of ``(rows, cols)`` nearly equal regions that cover
         the whole map, whatever the image size (for example 2 for quadrants, as Coates & Ng).
+        A list of grids, each an int or a pair (or a tuple of pairs), is a spatial pyramid:
+        the regions of every grid are concatenated, grid after grid, and the number of
+        features does not depend on the image size. ``flatten=False`` needs one grid or
+        ``None``. ``None`` pools over windows of ``pool_size``.
+
+    whiten : bool, default=True
+        Whether banks learnt from patches are learnt on ZCA-whitened patches. The whitening
+        (and the centring) is linear, so it is folded into ``filters_`` and ``bias_``:
+        transform applies the filters to the raw images. Random banks ignore it.
+
+    patch_norm : bool, default=True
+        Normalise every patch the filters see to zero mean and unit variance, in fit and in
+        transform (a local contrast normalisation over the filter's window), as Coates & Ng.
+        A fraction of the mean patch variance of the training sample, ``patch_norm_eps_``, is
+        added to each variance, so that flat patches stay flat. The features then do not
+        depend on the pixels' scale or offset.
+
+    max_patches : int, default=10_000
+        Size of the random sample of patches that learnt banks and ``patch_norm`` are fitted
+        on, so that fit stays fast on large ``X``.
 
     flatten : bool, default=True
         If True, ``transform`` returns ``(n_samples, n_features_out)``. If False, it returns
@@ -117,7 +166,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ``ConvFeatureTransformer`` can follow in a pipeline.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the random filter banks. Pass an int for reproducible filters and features.
+        Seeds the random filter banks and the sample of patches. Pass an int for reproducible
+        filters and features.
 
     n_jobs : int, default=None
         Number of threads that compute batches at the same time; the transform uses this
@@ -132,13 +182,23 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     filters_ : ndarray of shape (n_filters, h, w, channels), float32
-        The filter bank.
+        The filter bank, applied to the raw (or, with ``patch_norm``, patch-normalised)
+        images; learnt banks include the whitening.
+
+    bias_ : ndarray of shape (n_filters,), float32
+        Added to each filter's map: the centring of learnt banks (zeros for the others).
+
+    patch_norm_eps_ : float or None
+        The variance added to each patch's before dividing by it; None without
+        ``patch_norm``.
 
     image_shape_ : tuple of int
         The ``(height, width, channels)`` of the images.
 
     output_shape_ : tuple of int
-        The ``(rows, cols, n_filters)`` of the features of one image.
+        The shape of the features of one image: ``(rows, cols, n_maps)``, or
+        ``(n_regions, n_maps)`` with a pyramid of grids. ``n_maps`` is ``n_filters``, twice
+        that with ``activation='two_sided'``.
 
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
@@ -173,9 +233,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     >>> conv.image_shape_
     (8, 8, 1)
     >>> conv.transform(X[:3]).shape
-    (3, 64)
+    (3, 336)
     >>> conv.get_feature_names_out()[:3].tolist()
-    ['f0_y0_x0', 'f1_y0_x0', 'f2_y0_x0']
+    ['f0_g1x1_y0_x0', 'f1_g1x1_y0_x0', 'f2_g1x1_y0_x0']
     """
 
     _parameter_constraints = {
@@ -203,17 +263,17 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self,
         *,
         n_filters=64,
-        filter_size=5,
-        filter_init="gaussian",
+        filter_size=3,
+        filter_init="kmeans",
         image_shape=None,
         stride=1,
-        padding="valid",
+        padding="same",
         activation="relu",
         pooling="max",
         pool_size=2,
-        pool_grid=None,
+        pool_grid=((1, 1), (2, 2), (4, 4)),
         whiten=True,
-        patch_norm=False,
+        patch_norm=True,
         threshold=0.0,
         max_patches=10_000,
         flatten=True,
@@ -244,7 +304,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """Checks that the constraints cannot say: pairs, image_shape, n_jobs."""
         _check_pair("filter_size", self.filter_size)
         _check_pair("pool_size", self.pool_size)
-        if isinstance(self.pool_grid, list):
+        if _is_pyramid(self.pool_grid):
             if not self.pool_grid:
                 raise ValueError("pool_grid as a list of grids (a pyramid) must not be empty.")
             for level in self.pool_grid:
@@ -253,7 +313,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
                 raise ValueError(
                     f"pool_grid={self.pool_grid!r} is a list of grids (a spatial pyramid), whose "
                     "regions cannot be laid out as maps; flatten=False needs one grid, as an int "
-                    "or a (rows, cols) tuple."
+                    "or a (rows, cols) tuple, or pool_grid=None to pool over pool_size windows."
                 )
         elif self.pool_grid is not None:
             _check_pair("pool_grid", self.pool_grid)

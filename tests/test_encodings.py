@@ -9,6 +9,25 @@ from sklearn_convfeat._engine import ACTIVATIONS, pool
 from sklearn_convfeat._shapes import pool_regions
 
 
+def make(**params):
+    """A transformer with every parameter these tests depend on given explicitly."""
+    fixed = dict(
+        n_filters=3,
+        filter_size=3,
+        filter_init="gaussian",
+        padding="same",
+        activation="relu",
+        threshold=0.0,
+        pooling="max",
+        pool_size=2,
+        pool_grid=None,
+        patch_norm=False,
+        whiten=False,
+        random_state=0,
+    )
+    return ConvFeatureTransformer(**{**fixed, **params})
+
+
 @pytest.fixture(scope="module")
 def images():
     return np.random.RandomState(0).uniform(0, 1, size=(4, 9, 10, 2))
@@ -66,10 +85,8 @@ def test_activations_with_a_threshold_match_their_formula(activation, reference,
 @pytest.mark.parametrize("pooling", ["max", "avg", "rms", "ppv"])
 def test_pyramid_concatenates_each_grid_pooled_from_the_same_maps(images, pooling):
     params = dict(n_filters=3, filter_size=3, padding="same", activation="two_sided", threshold=0.1)
-    pyramid = ConvFeatureTransformer(
-        pool_grid=[1, (2, 3), 4], pooling=pooling, random_state=0, **params
-    ).fit(images)
-    maps = ConvFeatureTransformer(pool_size=1, flatten=False, random_state=0, **params)
+    pyramid = make(pool_grid=[1, (2, 3), 4], pooling=pooling, random_state=0, **params).fit(images)
+    maps = make(pool_size=1, flatten=False, random_state=0, **params)
     maps = maps.fit(images).transform(images).astype(np.float64)
     expected = np.concatenate(
         [
@@ -90,12 +107,12 @@ def test_pyramid_concatenates_each_grid_pooled_from_the_same_maps(images, poolin
         (dict(activation="two_sided", pool_size=2), 4 * 5 * 6),
         (dict(activation="relu", pool_grid=[1, 2, 4]), 21 * 3),
         (dict(activation="two_sided", pool_grid=[(1, 2), 3]), 11 * 6),
+        (dict(activation="relu", pool_grid=((1, 1), (2, 2))), 5 * 3),
+        (dict(activation="relu", pool_grid=(2, 3)), 6 * 3),
     ],
 )
 def test_feature_names_are_unique_and_as_many_as_the_features(images, params, n_features):
-    conv = ConvFeatureTransformer(
-        n_filters=3, filter_size=3, padding="same", random_state=0, **params
-    ).fit(images)
+    conv = make(n_filters=3, filter_size=3, padding="same", random_state=0, **params).fit(images)
     names = conv.get_feature_names_out()
     assert conv.transform(images).shape == (len(images), n_features)
     assert len(names) == len(set(names)) == n_features
@@ -104,7 +121,7 @@ def test_feature_names_are_unique_and_as_many_as_the_features(images, params, n_
 
 def test_two_sided_features_and_names_follow_the_output_order(images):
     params = dict(n_filters=2, filter_size=3, threshold=0.2, pool_grid=[1, 2])
-    conv = ConvFeatureTransformer(activation="two_sided", random_state=0, **params).fit(images)
+    conv = make(activation="two_sided", random_state=0, **params).fit(images)
     names = conv.get_feature_names_out()
     assert names[:4].tolist() == [
         "f0_pos_g1x1_y0_x0",
@@ -113,8 +130,8 @@ def test_two_sided_features_and_names_follow_the_output_order(images):
         "f1_neg_g1x1_y0_x0",
     ]
     assert names[-1] == "f1_neg_g2x2_y1_x1"
-    positive = ConvFeatureTransformer(filter_init=conv.filters_, activation="relu", **params)
-    negative = ConvFeatureTransformer(filter_init=-conv.filters_, activation="relu", **params)
+    positive = make(filter_init=conv.filters_, activation="relu", **params)
+    negative = make(filter_init=-conv.filters_, activation="relu", **params)
     features = conv.transform(images).reshape(len(images), 5, 2, 2)
     expected = np.stack(
         [
@@ -127,17 +144,15 @@ def test_two_sided_features_and_names_follow_the_output_order(images):
 
 
 def test_two_sided_flatten_false_gives_twice_the_maps_for_a_next_layer(images):
-    first = ConvFeatureTransformer(
-        n_filters=3, filter_size=3, activation="two_sided", flatten=False, random_state=0
-    )
+    first = make(n_filters=3, activation="two_sided", padding="valid", flatten=False)
     maps = first.fit_transform(images)
     assert maps.shape == (len(images), *first.output_shape_) == (4, 3, 4, 6)
-    second = ConvFeatureTransformer(n_filters=5, filter_size=2, pool_grid=1, random_state=0)
+    second = make(n_filters=5, filter_size=2, pool_grid=1, random_state=0)
     assert second.fit_transform(maps).shape == (4, 5)
 
 
 def test_pyramid_needs_flatten(images):
-    conv = ConvFeatureTransformer(pool_grid=[1, 2], flatten=False)
+    conv = make(pool_grid=[1, 2], flatten=False)
     with pytest.raises(ValueError, match="flatten=False needs one grid"):
         conv.fit(images)
 
@@ -145,4 +160,4 @@ def test_pyramid_needs_flatten(images):
 @pytest.mark.parametrize("pool_grid", [[], [0, 2], [(1, 2, 3)]])
 def test_bad_pyramids_are_rejected(images, pool_grid):
     with pytest.raises((ValueError, TypeError), match="pool_grid"):
-        ConvFeatureTransformer(pool_grid=pool_grid).fit(images)
+        make(pool_grid=pool_grid).fit(images)
