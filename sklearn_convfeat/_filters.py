@@ -9,6 +9,7 @@ patches' space, for :func:`~sklearn_convfeat._patches.fold_preprocessing`.
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
 
 
 def _unit_norm(filters):
@@ -95,7 +96,11 @@ def patches_bank(patches, n_filters, random_state):
 def kmeans_bank(patches, n_filters, random_state):
     """Centroids of spherical k-means (Coates & Ng): k-means of the unit-norm patches."""
     kmeans = MiniBatchKMeans(n_clusters=n_filters, n_init=1, random_state=random_state)
-    return _unit_rows(kmeans.fit(_unit_rows(patches)).cluster_centers_)
+    # A sample of small patches is tiny work: OpenMP threads cost more than they bring
+    # (tens of times more on a busy machine).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        kmeans.fit(_unit_rows(patches))
+    return _unit_rows(kmeans.cluster_centers_)
 
 
 def pca_bank(patches, n_filters, random_state):

@@ -12,7 +12,8 @@ normalisation is not linear; the engine computes it exactly from the patches' mo
 """
 
 import numpy as np
-from sklearn.feature_extraction.image import extract_patches_2d
+from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.utils.random import sample_without_replacement
 
 from ._shapes import padding_widths
 
@@ -24,28 +25,30 @@ WHITEN_EPS = 0.1
 
 
 def sample_patches(images, patch_size, max_patches, random_state):
-    """A random sample of at most ``max_patches`` patches of ``images``, flattened.
+    """A random sample of ``max_patches`` distinct patches of ``images`` (all if fewer), flattened.
 
-    Patches are drawn from at most ``max_patches`` random images, an equal number from each,
-    with :func:`sklearn.feature_extraction.image.extract_patches_2d`; every patch of the chosen
-    images is taken when they have no more than that number.
+    As :func:`sklearn.feature_extraction.image.extract_patches_2d`, patches are read from a
+    strided view of the images; but positions are drawn once over all images, so that the
+    cost does not grow with the number of images.
 
     Returns
     -------
     patches : ndarray of shape (n_patches, h * w * channels), float64
     """
-    n_images = min(images.shape[0], max_patches)
-    chosen = np.sort(random_state.choice(images.shape[0], n_images, replace=False))
-    per_image = -(-max_patches // n_images)
-    n_positions = (images.shape[1] - patch_size[0] + 1) * (images.shape[2] - patch_size[1] + 1)
-    if per_image >= n_positions:
-        per_image = None
-    patches = [
-        extract_patches_2d(images[i], patch_size, max_patches=per_image, random_state=random_state)
-        for i in chosen
-    ]
-    patches = np.concatenate(patches).reshape(-1, patch_size[0] * patch_size[1] * images.shape[3])
-    return patches[:max_patches].astype(np.float64)
+    windows = sliding_window_view(images, patch_size, axis=(1, 2))
+    n_images, rows, cols = windows.shape[:3]
+    n_positions = n_images * rows * cols
+    if max_patches >= n_positions:
+        chosen = np.arange(n_positions)
+    else:
+        chosen = np.sort(
+            sample_without_replacement(n_positions, max_patches, random_state=random_state)
+        )
+    image, position = np.divmod(chosen, rows * cols)
+    row, col = np.divmod(position, cols)
+    # windows are (n, rows, cols, channels, h, w); patches are flattened as (h, w, channels).
+    patches = windows[image, row, col].transpose(0, 2, 3, 1)
+    return patches.reshape(len(chosen), -1).astype(np.float64)
 
 
 def patch_norm_eps(patches):
