@@ -76,7 +76,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     n_filters : int, default=64
         Number of filters in the bank.
 
-    filter_size : int or (int, int), default=3
+    filter_size : int or (int, int), default=4
         Height and width of the filters. Clipped to the image, so that tiny images and 1-D
         signals work.
 
@@ -263,7 +263,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self,
         *,
         n_filters=64,
-        filter_size=3,
+        filter_size=4,
         filter_init="kmeans",
         image_shape=None,
         stride=1,
