@@ -90,9 +90,12 @@ def conv2d(images, filters, *, stride=1, padding="valid"):
     windows = sliding_window_view(images, (rows, cols), axis=(1, 2))[:, ::stride, ::stride]
     n, out_rows, out_cols = windows.shape[:3]
     # windows: (n, out_rows, out_cols, C, h, w); match the filters' layout to it.
-    patches = windows.reshape(n * out_rows * out_cols, channels * rows * cols)
+    patches = windows.reshape(n, out_rows * out_cols, channels * rows * cols)
     weights = filters.transpose(0, 3, 1, 2).reshape(n_filters, -1)
-    return (patches @ weights.T).reshape(n, out_rows, out_cols, n_filters)
+    # One GEMM per image (numpy loops over the stack in C, at the same speed): BLAS kernels
+    # round a row differently depending on the matrix's size, so one GEMM over the batch would
+    # make a sample's features depend on its batch.
+    return np.matmul(patches, weights.T).reshape(n, out_rows, out_cols, n_filters)
 
 
 def pool(maps, rows, cols, mode):

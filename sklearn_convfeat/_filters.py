@@ -6,9 +6,12 @@ from a sample of (preprocessed) patches instead; they return flat unit-norm filt
 patches' space, for :func:`~sklearn_convfeat._patches.fold_preprocessing`.
 """
 
+import warnings
+
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 
@@ -94,22 +97,29 @@ def patches_bank(patches, n_filters, random_state):
 
 
 def kmeans_bank(patches, n_filters, random_state):
-    """Centroids of spherical k-means (Coates & Ng): k-means of the unit-norm patches."""
-    kmeans = MiniBatchKMeans(n_clusters=n_filters, n_init=1, random_state=random_state)
+    """Centroids of spherical k-means (Coates & Ng): k-means of the unit-norm patches.
+
+    With fewer patches than filters (tiny training sets), each patch is a centroid and the
+    centroids repeat to make ``n_filters``.
+    """
+    n_clusters = min(n_filters, patches.shape[0])
+    kmeans = MiniBatchKMeans(n_clusters=n_clusters, n_init=1, random_state=random_state)
     # A sample of small patches is tiny work: OpenMP threads cost more than they bring
     # (tens of times more on a busy machine).
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with threadpool_limits(limits=1, user_api="openmp"), warnings.catch_warnings():
+        # Duplicate patches (blank background) leave some clusters empty; that is expected.
+        warnings.simplefilter("ignore", ConvergenceWarning)
         kmeans.fit(_unit_rows(patches))
-    return _unit_rows(kmeans.cluster_centers_)
+    return np.resize(_unit_rows(kmeans.cluster_centers_), (n_filters, patches.shape[1]))
 
 
 def pca_bank(patches, n_filters, random_state):
     """Leading principal components of the patches (PCANet)."""
-    if n_filters > patches.shape[1]:
+    if n_filters > min(patches.shape):
         raise ValueError(
             f"filter_init='pca' gives at most one filter per value of a patch "
-            f"(height * width * channels = {patches.shape[1]}), but n_filters={n_filters}; "
-            "lower n_filters or raise filter_size."
+            f"(height * width * channels = {patches.shape[1]}) and per patch sampled "
+            f"({patches.shape[0]}), but n_filters={n_filters}; lower n_filters."
         )
     return PCA(n_components=n_filters, random_state=random_state).fit(patches).components_
 

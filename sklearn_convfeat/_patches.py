@@ -73,10 +73,12 @@ def zca_whitening(patches):
         smaller than ``WHITEN_EPS`` times their mean are damped rather than blown up.
     """
     mean = patches.mean(axis=0)
-    covariance = np.cov(patches - mean, rowvar=False).reshape(mean.size, mean.size)
+    centred = patches - mean
+    covariance = centred.T @ centred / patches.shape[0]
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     eigenvalues = np.maximum(eigenvalues, 0)
-    eps = WHITEN_EPS * eigenvalues.mean() + np.finfo(np.float32).tiny
+    # Identical patches have nothing to whiten: eps=1 then makes the whitening the identity.
+    eps = WHITEN_EPS * eigenvalues.mean() or 1.0
     return mean, (eigenvectors / np.sqrt(eigenvalues + eps)) @ eigenvectors.T
 
 
