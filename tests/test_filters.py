@@ -178,3 +178,31 @@ def test_random_banks_ignore_whitening(digits_images):
     plain = ConvFeatureTransformer(whiten=False, **params).fit(digits_images)
     assert_array_equal(whitened.filters_, plain.filters_)
     assert_array_equal(whitened.bias_, 0)
+
+
+@pytest.mark.parametrize("whiten", [True, False])
+def test_kmeans_on_fewer_patches_than_filters_repeats_centroids(whiten):
+    images = np.random.RandomState(0).uniform(0, 1, size=(2, 3, 3))
+    conv = ConvFeatureTransformer(
+        filter_init="kmeans", n_filters=10, filter_size=3, whiten=whiten, random_state=0
+    ).fit(images)
+    flat = conv.filters_.reshape(10, -1)
+    assert np.all(np.isfinite(flat))
+    assert len({tuple(f) for f in flat}) == 2
+    assert np.all(np.isfinite(conv.transform(images)))
+
+
+def test_constant_images_give_finite_zero_features():
+    images = np.full((3, 6, 6), 7.0)
+    conv = ConvFeatureTransformer(
+        filter_init="kmeans",
+        n_filters=4,
+        filter_size=3,
+        patch_norm=True,
+        padding="valid",
+        pool_grid=1,
+        random_state=0,
+    ).fit(images)
+    features = conv.transform(images)
+    assert np.all(np.isfinite(features))
+    assert_allclose(features, 0, atol=1e-6)
