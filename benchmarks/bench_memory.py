@@ -62,6 +62,8 @@ def main():
         activation="relu",
         pooling="max",
         pool_size=4,
+        pool_grid=None,
+        patch_norm=False,
         n_jobs=args.n_jobs,
     ).fit(images[:1])
     transformer.transform(images[:100])  # load BLAS and warm the thread pool up

@@ -71,6 +71,8 @@ def ours(filters, n_jobs):
         activation="relu",
         pooling="max",
         pool_size=POOL,
+        pool_grid=None,
+        patch_norm=False,
         flatten=False,
         n_jobs=n_jobs,
     )

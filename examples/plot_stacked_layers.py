@@ -26,15 +26,25 @@ X, y = load_digits(return_X_y=True)
 cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
 
 one_layer = make_pipeline(
-    ConvFeatureTransformer(n_filters=16, filter_size=3, pool_size=2, random_state=0),
+    ConvFeatureTransformer(
+        n_filters=16, filter_size=3, pool_grid=None, pool_size=2, random_state=0
+    ),
     StandardScaler(),
     LogisticRegression(max_iter=1000),
 )
 two_layers = make_pipeline(
     ConvFeatureTransformer(
-        n_filters=16, filter_size=3, padding="same", pool_size=1, flatten=False, random_state=0
+        n_filters=16,
+        filter_size=3,
+        padding="same",
+        pool_grid=None,
+        pool_size=1,
+        flatten=False,
+        random_state=0,
     ),
-    ConvFeatureTransformer(n_filters=32, filter_size=3, pool_size=2, random_state=1),
+    ConvFeatureTransformer(
+        n_filters=32, filter_size=3, pool_grid=None, pool_size=2, random_state=1
+    ),
     StandardScaler(),
     LogisticRegression(max_iter=1000),
 )

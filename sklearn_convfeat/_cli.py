@@ -33,9 +33,9 @@ MODEL_FORMAT = "sklearn-convfeat model 1"
 
 # The default grid of `convfeat search`; keys without "__" are transformer parameters.
 DEFAULT_GRID = {
-    "filter_init": ["gaussian", "gabor"],
+    "filter_init": ["kmeans", "gabor"],
     "filter_size": [3, 5],
-    "pool_size": [2, 4],
+    "n_filters": [32, 64],
 }
 
 # Top-level packages whose classes a model file may hold.

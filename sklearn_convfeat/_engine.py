@@ -33,27 +33,51 @@ from numpy.lib.stride_tricks import as_strided
 from sklearn.utils import gen_batches
 from threadpoolctl import threadpool_limits
 
-from ._shapes import map_shape, padding_widths, pool_regions, pooled_shape
+from ._patches import patch_moments
+from ._shapes import features_shape, map_shape, padding_widths, pool_regions
 
 
-def _relu(maps):
+def _relu(maps, threshold):
+    if threshold:
+        maps -= threshold
     return np.maximum(maps, 0, out=maps)
 
 
-def _abs(maps):
-    return np.abs(maps, out=maps)
+def _abs(maps, threshold):
+    maps = np.abs(maps, out=maps)
+    return _relu(maps, threshold) if threshold else maps
 
 
-def _tanh(maps):
+def _tanh(maps, threshold):
+    if threshold:
+        maps -= threshold
     return np.tanh(maps, out=maps)
 
 
-def _identity(maps):
+def _identity(maps, threshold):
+    if threshold:
+        maps -= threshold
     return maps
 
 
-# Activations work in place on float32 maps.
-ACTIVATIONS = {"relu": _relu, "abs": _abs, "tanh": _tanh, "identity": _identity}
+def _two_sided(maps, threshold):
+    # Coates & Ng's soft threshold with the sign kept apart, as MOSAIKS: twice the maps.
+    negative = _relu(-maps, threshold)
+    return np.concatenate([_relu(maps, threshold), negative], axis=3)
+
+
+# Activations work in place on float32 maps, after subtracting a threshold (for 'abs', from
+# the absolute value); they may return new arrays.
+ACTIVATIONS = {
+    "relu": _relu,
+    "abs": _abs,
+    "tanh": _tanh,
+    "identity": _identity,
+    "two_sided": _two_sided,
+}
+
+# Activations that give more maps than filters: relu(z - t) for each filter, then relu(-z - t).
+MAPS_PER_FILTER = {"two_sided": 2}
 
 # Non-decreasing activations commute with max pooling: pooling first touches fewer values.
 MONOTONE_ACTIVATIONS = frozenset({"relu", "tanh", "identity"})
@@ -83,24 +107,23 @@ def _axis_plan(starts, stop):
     return np.asarray(starts), stop
 
 
-def _axis_pooler(maps, axis, plan, reduce, out=None):
-    """A function that pools ``maps`` along ``axis`` into ``out``, both fixed arrays.
+def _axis_pool(maps, axis, plan, reduce):
+    """Pool ``maps`` along ``axis`` following ``plan``.
 
-    Built once per buffer, so that pooling a chunk costs one ufunc call per axis. Equal regions
-    are one reduction over a view with the window as its own axis: one pass reads each value
-    once, where pairwise calls would read the partial results again.
+    Equal regions are one reduction over a view with the window as its own axis: one pass
+    reads each value once, where ``reduceat`` or pairwise calls are several times slower.
     """
     regions, stop = plan
     if not isinstance(regions, int):
         head = maps[(slice(None),) * axis + (slice(0, stop),)]
-        return lambda: reduce.reduceat(head, regions, axis=axis, out=out)
+        return reduce.reduceat(head, regions, axis=axis)
     windows = as_strided(
         maps,
         shape=maps.shape[:axis] + (stop // regions, regions) + maps.shape[axis + 1 :],
         strides=maps.strides[:axis] + (regions * maps.strides[axis],) + maps.strides[axis:],
         writeable=False,
     )
-    return lambda: reduce.reduce(windows, axis=axis + 1, out=out)
+    return reduce.reduce(windows, axis=axis + 1)
 
 
 def _region_sizes(plans):
@@ -114,20 +137,15 @@ def _region_sizes(plans):
     return np.outer(row_counts, col_counts)[:, :, None].astype(np.float32)
 
 
-def _pool_planned(maps, plans, mode, channels_first=False):
-    """Pool rows then columns with precomputed plans; the result is channels-last.
-
-    Channels-first maps ``(n, n_filters, rows, cols)`` are pooled along rows in their layout,
-    then only that smaller result is made channels-last for the columns: reductions run fast
-    over a contiguous inner axis, not across a strided one.
-    """
+def _pool_planned(maps, plans, mode):
+    """Pool channels-last maps, rows then columns, with precomputed plans."""
+    if mode == "ppv":
+        return _pool_planned(np.greater(maps, 0).astype(np.float32), plans, "avg")
+    if mode == "rms":
+        return np.sqrt(_pool_planned(np.square(maps), plans, "avg"))
     reduce = np.maximum if mode == "max" else np.add
-    if channels_first:
-        rows = _axis_pooler(maps, 2, plans[0], reduce)()
-        rows = np.ascontiguousarray(rows.transpose(0, 2, 3, 1))
-    else:
-        rows = _axis_pooler(maps, 1, plans[0], reduce)()
-    pooled = _axis_pooler(rows, 2, plans[1], reduce)()
+    rows = _axis_pool(maps, 1, plans[0], reduce)
+    pooled = _axis_pool(rows, 2, plans[1], reduce)
     if mode == "avg":
         pooled /= _region_sizes(plans)
     return pooled
@@ -142,7 +160,8 @@ def pool(maps, rows, cols, mode):
         Any memory layout.
     rows, cols : tuple (starts, stop)
         The regions along each axis, from :func:`~sklearn_convfeat._shapes.pool_regions`.
-    mode : {'max', 'avg'}
+    mode : {'max', 'avg', 'rms', 'ppv'}
+        'rms' is the root mean square; 'ppv' the proportion of positive values (ROCKET).
 
     Returns
     -------
@@ -177,13 +196,13 @@ def _workspace(size):
     return take
 
 
-def _gemm_chunk_runner(padded, weights, filter_size, stride, plans, pooling, activation, space):
-    """A function computing the features of the images in the fixed buffer ``padded``.
+def _gemm_convolver(padded, weights, filter_size, stride, space):
+    """A function computing the maps of the images in the fixed buffer ``padded``.
 
     ``padded`` holds a chunk of zero-padded channels-first images. The returned function turns
-    them into pooled features ``(n, out_rows, out_cols, n_filters)`` through im2col, a GEMM per
-    image, the activation and the pooling, in buffers taken from ``space``, reused at every
-    call. All views are made here, once: a chunk then costs a handful of NumPy calls.
+    them into channels-last maps ``(n, out_rows, out_cols, n_filters)`` through im2col and a
+    GEMM per image, in buffers taken from ``space``, reused at every call. All views are made
+    here, once: a chunk then costs a handful of NumPy calls.
     """
     n, channels, height, width = padded.shape
     rows, cols = filter_size
@@ -201,44 +220,21 @@ def _gemm_chunk_runner(padded, weights, filter_size, stride, plans, pooling, act
     )
     patches_t = space["patches"](windows.shape)
     maps = space["maps"]((n, out_rows * out_cols, n_filters))
-    maps_4d = maps.reshape(n, out_rows, out_cols, n_filters)
-    grid = tuple(
-        stop // regions if isinstance(regions, int) else len(regions) for regions, stop in plans
-    )
-    pooled_rows = space["rows"]((n, grid[0], out_cols, n_filters))
-    pooled = space["pooled"]((n, *grid, n_filters))
-    reduce = np.maximum if pooling == "max" else np.add
-    pool_rows = _axis_pooler(maps_4d, 1, plans[0], reduce, out=pooled_rows)
-    pool_cols = _axis_pooler(pooled_rows, 2, plans[1], reduce, out=pooled)
-    sizes = _region_sizes(plans) if pooling == "avg" else None
-    activate = ACTIVATIONS[activation]
-    pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
     # One GEMM per image, which numpy loops over in C: BLAS rounds a row differently depending
     # on the matrix's size, so a GEMM over the chunk would make a sample's features depend on
     # its chunk, hence on batch_size and n_jobs.
     patches = patches_t.reshape(n, taps, -1).transpose(0, 2, 1)
 
-    def run():
+    def convolve(padded):
         np.copyto(patches_t, windows)
         np.matmul(patches, weights, out=maps)
-        if not pool_first:
-            activate(maps)
-        pool_rows()
-        pool_cols()
-        if sizes is not None:
-            np.divide(pooled, sizes, out=pooled)
-        if pool_first:
-            activate(pooled)
-        return pooled
+        return maps.reshape(n, out_rows, out_cols, n_filters)
 
-    return run
+    return convolve
 
 
 def _fft_convolver(filters, padded_shape, stride, out_shape):
-    """A function from a padded channels-first chunk to its maps, by FFT.
-
-    The maps are channels-first: ``(n, n_filters, out_rows, out_cols)``.
-    """
+    """A function from a padded channels-first chunk to its channels-last maps, by FFT."""
     height, width = padded_shape
     out_rows, out_cols = out_shape
     kernel = np.conj(scipy.fft.rfft2(filters.astype(np.float32), s=(height, width)))
@@ -253,7 +249,8 @@ def _fft_convolver(filters, padded_shape, stride, out_shape):
         # Circular correlation equals the linear one where the filter fits: invert the
         # columns' transform only on the rows that are kept, then the rows' transform.
         kept = scipy.fft.ifft(product, axis=2, overwrite_x=True)[:, :, : out_rows * stride : stride]
-        return scipy.fft.irfft(kept, n=width, axis=3)[:, :, :, : out_cols * stride : stride]
+        maps = scipy.fft.irfft(kept, n=width, axis=3)[:, :, :, : out_cols * stride : stride]
+        return np.ascontiguousarray(maps.transpose(0, 2, 3, 1))
 
     return convolve
 
@@ -281,6 +278,23 @@ def chunk_size(image_shape, filter_shape, stride, padding, method):
     return max(1, CHUNK_BYTES // per_image)
 
 
+def _encode_and_pool(maps, plans, *, activation, pooling, threshold):
+    """Activation and pooling of channels-last maps, over one grid of regions or a pyramid.
+
+    ``plans`` holds one pair of axis plans per grid. Max pooling commutes with a non-decreasing
+    activation, so then each grid is pooled first and only the pooled values are activated.
+    """
+    activate = ACTIVATIONS[activation]
+    if pooling == "max" and activation in MONOTONE_ACTIVATIONS:
+        levels = [activate(_pool_planned(maps, grid, pooling), threshold) for grid in plans]
+    else:
+        maps = activate(maps, threshold)
+        levels = [_pool_planned(maps, grid, pooling) for grid in plans]
+    if len(levels) == 1:
+        return levels[0]
+    return np.concatenate([level.reshape(len(maps), -1, level.shape[3]) for level in levels], 1)
+
+
 def feature_maps(
     images,
     filters,
@@ -291,10 +305,13 @@ def feature_maps(
     pooling,
     pool_size,
     pool_grid,
+    bias=None,
+    patch_norm_eps=None,
+    threshold=0.0,
     method="auto",
     out=None,
 ):
-    """Convolution, activation and pooling of one batch: ``(n, out_rows, out_cols, n_filters)``.
+    """Convolution, activation and pooling of one batch.
 
     The batch is processed in cache-sized chunks whose size depends only on the shapes.
 
@@ -302,16 +319,23 @@ def feature_maps(
     ----------
     images : ndarray of shape (n, H, W, C)
     filters : ndarray of shape (n_filters, h, w, C), float32
-    stride, padding, activation, pooling, pool_size, pool_grid
-        As in :class:`~sklearn_convfeat.ConvFeatureTransformer`.
+    stride, padding, activation, pooling, pool_size, pool_grid, threshold
+        As in :class:`~sklearn_convfeat.ConvFeatureTransformer`. A list of grids as
+        ``pool_grid`` is a spatial pyramid: the regions of all grids are concatenated.
+    bias : ndarray of shape (n_filters,), default=None
+        Added to each filter's map (after the patch normalisation).
+    patch_norm_eps : float, default=None
+        If given, each patch is first normalised to zero mean and unit variance, with
+        ``patch_norm_eps`` added to its variance.
     method : {'auto', 'gemm', 'fft'}, default='auto'
         The convolution algorithm; ``'auto'`` uses :func:`choose_method`.
-    out : ndarray of shape (n, out_rows, out_cols, n_filters), default=None
+    out : ndarray, default=None
         Where to write the features.
 
     Returns
     -------
-    out : ndarray of shape (n, out_rows, out_cols, n_filters), float32
+    out : ndarray of shape (n, out_rows, out_cols, n_maps) or (n, n_regions, n_maps), float32
+        ``n_maps`` is ``n_filters`` times ``MAPS_PER_FILTER`` of the activation.
     """
     n, height, width, channels = images.shape
     n_filters, rows, cols, _ = filters.shape
@@ -319,11 +343,17 @@ def feature_maps(
         method = choose_method(images.shape[1:], filters.shape, stride, padding)
     (top, bottom), (left, right) = padding_widths((rows, cols), padding)
     out_shape = map_shape(images.shape[1:], (rows, cols), stride, padding)
-    regions = pool_regions(out_shape, pool_size, pool_grid)
-    plans = tuple(_axis_plan(*axis) for axis in regions)
-    grid = tuple(len(starts) for starts, _ in regions)
+    grids = pool_grid if isinstance(pool_grid, list) else [pool_grid]
+    plans = [
+        tuple(_axis_plan(*axis) for axis in pool_regions(out_shape, pool_size, grid))
+        for grid in grids
+    ]
     if out is None:
-        out = np.empty((n, *grid, n_filters), dtype=np.float32)
+        n_maps = n_filters * MAPS_PER_FILTER.get(activation, 1)
+        shape = features_shape(
+            images.shape[1:], (rows, cols), n_maps, stride, padding, pool_size, pool_grid
+        )
+        out = np.empty((n, *shape), dtype=np.float32)
     chunk = min(n, chunk_size(images.shape[1:], filters.shape, stride, padding, method))
     # Zeroed once: the borders stay zero, each chunk only overwrites the inside.
     padded_space = np.zeros(
@@ -333,39 +363,38 @@ def feature_maps(
     filters_cf = filters.transpose(0, 3, 1, 2)
     if method == "fft":
         convolve = _fft_convolver(filters_cf, padded_space.shape[2:], stride, out_shape)
-        activate = ACTIVATIONS[activation]
-        pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
-
-        def run_chunk(padded):
-            maps = convolve(padded)
-            if not pool_first:
-                maps = activate(maps)
-            pooled = _pool_planned(maps, plans, pooling, channels_first=True)
-            return activate(pooled) if pool_first else pooled
     else:
         weights = np.ascontiguousarray(filters_cf.reshape(n_filters, -1), dtype=np.float32).T
         positions = out_shape[0] * out_shape[1]
         space = {
             "patches": _workspace(chunk * positions * weights.shape[0]),
             "maps": _workspace(chunk * positions * n_filters),
-            "rows": _workspace(chunk * grid[0] * out_shape[1] * n_filters),
-            "pooled": _workspace(chunk * grid[0] * grid[1] * n_filters),
         }
-        # One runner per chunk size: the full chunk and, at most, a last shorter one.
-        runners = {}
+        # One convolver per chunk size: the full chunk and, at most, a last shorter one.
+        convolvers = {}
 
-        def run_chunk(padded):
-            if len(padded) not in runners:
-                runners[len(padded)] = _gemm_chunk_runner(
-                    padded, weights, (rows, cols), stride, plans, pooling, activation, space
+        def convolve(padded):
+            if len(padded) not in convolvers:
+                convolvers[len(padded)] = _gemm_convolver(
+                    padded, weights, (rows, cols), stride, space
                 )
-            return runners[len(padded)]()
+            return convolvers[len(padded)](padded)
 
+    filter_sums = filters.sum(axis=(1, 2, 3))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         padded = padded_space[: stop - start]
         np.copyto(padded[inside], images[start:stop].transpose(0, 3, 1, 2))
-        out[start:stop] = run_chunk(padded)
+        maps = convolve(padded)
+        if patch_norm_eps is not None:
+            mean, var = patch_moments(images[start:stop], (rows, cols), stride, padding)
+            maps -= mean[..., None] * filter_sums
+            maps /= np.sqrt(var + np.float32(patch_norm_eps))[..., None]
+        if bias is not None:
+            maps += bias
+        out[start:stop] = _encode_and_pool(
+            maps, plans, activation=activation, pooling=pooling, threshold=threshold
+        )
     return out
 
 
@@ -434,6 +463,9 @@ def transform_images(
     pooling="max",
     pool_size=(1, 1),
     pool_grid=None,
+    bias=None,
+    patch_norm_eps=None,
+    threshold=0.0,
     batch_size=None,
     n_jobs=None,
     method="auto",
@@ -448,18 +480,21 @@ def transform_images(
     ----------
     images : ndarray of shape (n, H, W, C)
     filters : ndarray of shape (n_filters, h, w, C), float32
-    stride, padding, activation, pooling, pool_size, pool_grid, n_jobs
+    stride, padding, activation, pooling, pool_size, pool_grid, threshold, n_jobs
         As in :class:`~sklearn_convfeat.ConvFeatureTransformer`.
+    bias, patch_norm_eps
+        As in :func:`feature_maps`.
     batch_size : int, default=None
         Images per batch; None for :func:`auto_batch_size`.
     method : {'auto', 'gemm', 'fft'}, default='auto'
         The convolution algorithm; ``'auto'`` uses :func:`choose_method`.
-    out : ndarray of shape (n, out_rows, out_cols, n_filters), default=None
+    out : ndarray, default=None
         Where to write the features.
 
     Returns
     -------
-    features : ndarray of shape (n, out_rows, out_cols, n_filters), float32
+    features : ndarray of shape (n, out_rows, out_cols, n_maps) or (n, n_regions, n_maps)
+        float32; see :func:`feature_maps`.
     """
     params = dict(
         stride=stride,
@@ -468,6 +503,9 @@ def transform_images(
         pooling=pooling,
         pool_size=pool_size,
         pool_grid=pool_grid,
+        bias=bias,
+        patch_norm_eps=patch_norm_eps,
+        threshold=threshold,
     )
     n_samples = images.shape[0]
     if method == "auto":
@@ -484,10 +522,11 @@ def transform_images(
             method=method,
         )
     if out is None:
-        grid = pooled_shape(
-            images.shape[1:], filters.shape[1:3], stride, padding, pool_size, pool_grid
+        n_maps = filters.shape[0] * MAPS_PER_FILTER.get(activation, 1)
+        shape = features_shape(
+            images.shape[1:], filters.shape[1:3], n_maps, stride, padding, pool_size, pool_grid
         )
-        out = np.empty((n_samples, *grid, filters.shape[0]), dtype=np.float32)
+        out = np.empty((n_samples, *shape), dtype=np.float32)
 
     def fill(batch):
         feature_maps(

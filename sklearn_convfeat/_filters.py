@@ -1,10 +1,18 @@
 """Filter banks: pure functions that return filters of shape ``(n_filters, h, w, channels)``.
 
-Every bank is float32, and every filter has unit L2 norm, so that feature scales do not depend
-on the bank or on the filter size.
+Every random bank is float32, and every filter has unit L2 norm, so that feature scales do not
+depend on the bank or on the filter size. Data-driven banks (``PATCH_BANKS``) learn filters
+from a sample of (preprocessed) patches instead; they return flat unit-norm filters in the
+patches' space, for :func:`~sklearn_convfeat._patches.fold_preprocessing`.
 """
 
+import warnings
+
 import numpy as np
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 
 def _unit_norm(filters):
@@ -69,6 +77,55 @@ FILTER_BANKS = {
     "uniform": uniform_bank,
     "gabor": gabor_bank,
 }
+
+
+def _unit_rows(vectors):
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+def patches_bank(patches, n_filters, random_state):
+    """Random patches, drawn among the higher-contrast half of the sample.
+
+    Flat patches (blank background) would make filters that respond to nothing, so patches
+    whose norm is below the median are not drawn.
+    """
+    norms = np.linalg.norm(patches, axis=1)
+    candidates = np.flatnonzero(norms >= np.median(norms))
+    chosen = random_state.choice(candidates, n_filters, replace=n_filters > candidates.size)
+    return _unit_rows(patches[chosen])
+
+
+def kmeans_bank(patches, n_filters, random_state):
+    """Centroids of spherical k-means (Coates & Ng): k-means of the unit-norm patches.
+
+    With fewer patches than filters (tiny training sets), each patch is a centroid and the
+    centroids repeat to make ``n_filters``.
+    """
+    n_clusters = min(n_filters, patches.shape[0])
+    kmeans = MiniBatchKMeans(n_clusters=n_clusters, n_init=1, random_state=random_state)
+    # A sample of small patches is tiny work: OpenMP threads cost more than they bring
+    # (tens of times more on a busy machine).
+    with threadpool_limits(limits=1, user_api="openmp"), warnings.catch_warnings():
+        # Duplicate patches (blank background) leave some clusters empty; that is expected.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        kmeans.fit(_unit_rows(patches))
+    return np.resize(_unit_rows(kmeans.cluster_centers_), (n_filters, patches.shape[1]))
+
+
+def pca_bank(patches, n_filters, random_state):
+    """Leading principal components of the patches (PCANet)."""
+    if n_filters > min(patches.shape):
+        raise ValueError(
+            f"filter_init='pca' gives at most one filter per value of a patch "
+            f"(height * width * channels = {patches.shape[1]}) and per patch sampled "
+            f"({patches.shape[0]}), but n_filters={n_filters}; lower n_filters."
+        )
+    return PCA(n_components=n_filters, random_state=random_state).fit(patches).components_
+
+
+# Banks learnt from patches: fn(patches, n_filters, random_state) -> (n_filters, n_features).
+PATCH_BANKS = {"patches": patches_bank, "kmeans": kmeans_bank, "pca": pca_bank}
 
 
 def check_filter_array(filters, n_filters, n_channels, image_shape):

@@ -152,3 +152,20 @@ def pooled_shape(image_shape, filter_size, stride, padding, pool_size=None, pool
     """The ``(rows, cols)`` of the pooled features of one image."""
     maps = map_shape(image_shape, filter_size, stride, padding)
     return tuple(len(starts) for starts, _ in pool_regions(maps, pool_size, pool_grid))
+
+
+def features_shape(
+    image_shape, filter_size, n_maps, stride, padding, pool_size=None, pool_grid=None
+):
+    """The shape of the features of one image.
+
+    ``(rows, cols, n_maps)``, or ``(n_regions, n_maps)`` when ``pool_grid`` is a list of grids
+    (a spatial pyramid, whose regions are concatenated grid after grid).
+    """
+    if isinstance(pool_grid, list):
+        n_regions = sum(
+            math.prod(pooled_shape(image_shape, filter_size, stride, padding, None, grid))
+            for grid in pool_grid
+        )
+        return (n_regions, n_maps)
+    return (*pooled_shape(image_shape, filter_size, stride, padding, pool_size, pool_grid), n_maps)

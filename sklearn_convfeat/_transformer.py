@@ -1,7 +1,7 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
 import math
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -10,8 +10,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ._engine import ACTIVATIONS, transform_images
-from ._filters import FILTER_BANKS, check_filter_array
+from ._engine import ACTIVATIONS, MAPS_PER_FILTER, transform_images
+from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
 from ._limits import (
     bank_bytes,
     check_feature_range,
@@ -20,7 +20,21 @@ from ._limits import (
     format_bytes,
     transform_bytes,
 )
-from ._shapes import as_pair, clip_filter_size, pooled_shape, resolve_image_shape, to_images
+from ._patches import (
+    fold_preprocessing,
+    normalize_patches,
+    patch_norm_eps,
+    sample_patches,
+    zca_whitening,
+)
+from ._shapes import (
+    as_pair,
+    clip_filter_size,
+    features_shape,
+    pooled_shape,
+    resolve_image_shape,
+    to_images,
+)
 
 
 def _is_int(value):
@@ -35,6 +49,24 @@ def _check_pair(name, value, minimum=1):
     if min(values) < minimum:
         raise ValueError(f"{name} must be >= {minimum} in each direction, got {value!r}.")
     return int(values[0]), int(values[1])
+
+
+def _is_pyramid(pool_grid):
+    """A list of grids, or a tuple of grids that is not one ``(rows, cols)`` pair of ints."""
+    if isinstance(pool_grid, list):
+        return True
+    return isinstance(pool_grid, tuple) and not all(
+        isinstance(v, (int, np.integer)) for v in pool_grid
+    )
+
+
+def _pool_grids(pool_grid):
+    """``pool_grid`` as None, one ``(rows, cols)`` grid, or a list of them (a pyramid)."""
+    if pool_grid is None:
+        return None
+    if _is_pyramid(pool_grid):
+        return [as_pair(level) for level in pool_grid]
+    return as_pair(pool_grid)
 
 
 class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
@@ -52,12 +84,23 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         Number of filters in the bank. Like every integer parameter, it must be an int, not
         a bool.
 
-    filter_size : int or (int, int), default=5
+    filter_size : int or (int, int), default=4
         Height and width of the filters. Clipped to the image, so that tiny images and 1-D
         signals work.
 
-    filter_init : {'gaussian', 'uniform', 'gabor'} or array-like, default='gaussian'
-        How the bank is made:
+    filter_init : {'kmeans', 'patches', 'pca', 'gaussian', 'uniform', 'gabor'} or \
+            array-like, default='kmeans'
+        How the bank is made. Learnt in ``fit`` from a random sample of at most
+        ``max_patches`` patches of ``X`` (normalised if ``patch_norm``, then centred and, if
+        ``whiten``, ZCA-whitened):
+
+        - ``'kmeans'``: centroids of spherical k-means of the patches (Coates & Ng), with
+          :class:`~sklearn.cluster.MiniBatchKMeans`;
+        - ``'patches'``: random patches among the higher-contrast half of the sample;
+        - ``'pca'``: the leading principal components of the patches (PCANet); at most
+          ``height * width * channels`` filters, and best with ``whiten=False``.
+
+        Random or fixed, they read only the images' shape:
 
         - ``'gaussian'``: Gaussian random filters, zero mean, unit norm;
         - ``'uniform'``: uniform random filters in [-1, 1], unit norm;
@@ -76,25 +119,54 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     stride : int, default=1
         Step between the positions at which a filter is applied.
 
-    padding : {'valid', 'same'}, default='valid'
+    padding : {'valid', 'same'}, default='same'
         ``'valid'`` applies filters only where they fit inside the image; ``'same'`` pads the
         image with zeros so that the maps have the image's size (before the stride), as
         :func:`scipy.signal.correlate2d` with ``mode='same'``.
 
-    activation : {'relu', 'abs', 'tanh', 'identity'}, default='relu'
-        Nonlinearity applied to the maps before pooling.
+    activation : {'relu', 'two_sided', 'abs', 'tanh', 'identity'}, default='relu'
+        Nonlinearity applied to the maps ``z`` before pooling, with the ``threshold`` ``t``:
+        ``relu(z - t)``; ``'two_sided'`` gives two maps per filter, ``relu(z - t)`` and
+        ``relu(-z - t)`` (the soft threshold of Coates & Ng with the sign kept apart, as in
+        MOSAIKS); ``'abs'`` is ``relu(|z| - t)``; ``'tanh'`` is ``tanh(z - t)``;
+        ``'identity'`` is ``z - t``.
 
-    pooling : {'max', 'avg'}, default='max'
-        How values are combined inside each pooling region.
+    threshold : float, default=0.0
+        The threshold ``t`` of the activation, >= 0. In the units of the maps: with
+        ``patch_norm`` and whitening, these are about unit variance.
+
+    pooling : {'max', 'avg', 'rms', 'ppv'}, default='max'
+        How values are combined inside each pooling region: maximum, mean, root mean square,
+        or proportion of positive values (as ROCKET).
 
     pool_size : int or (int, int), default=2
         Size of the non-overlapping pooling windows (clipped to the maps). A remainder of the
-        map smaller than a window is dropped. 1 means no pooling. Ignored when ``pool_grid``
-        is set.
+        map smaller than a window is dropped. 1 means no pooling. Used only when
+        ``pool_grid=None``.
 
-    pool_grid : int or (int, int), default=None
+    pool_grid : int, (int, int), list of grids or None, default=((1, 1), (2, 2), (4, 4))
         Pool each map onto a fixed grid of ``(rows, cols)`` nearly equal regions that cover
         the whole map, whatever the image size (for example 2 for quadrants, as Coates & Ng).
+        A list of grids, each an int or a pair (or a tuple of pairs), is a spatial pyramid:
+        the regions of every grid are concatenated, grid after grid, and the number of
+        features does not depend on the image size. ``flatten=False`` needs one grid or
+        ``None``. ``None`` pools over windows of ``pool_size``.
+
+    whiten : bool, default=True
+        Whether banks learnt from patches are learnt on ZCA-whitened patches. The whitening
+        (and the centring) is linear, so it is folded into ``filters_`` and ``bias_``:
+        transform applies the filters to the raw images. Random banks ignore it.
+
+    patch_norm : bool, default=True
+        Normalise every patch the filters see to zero mean and unit variance, in fit and in
+        transform (a local contrast normalisation over the filter's window), as Coates & Ng.
+        A fraction of the mean patch variance of the training sample, ``patch_norm_eps_``, is
+        added to each variance, so that flat patches stay flat. The features then do not
+        depend on the pixels' scale or offset.
+
+    max_patches : int, default=10_000
+        Size of the random sample of patches that learnt banks and ``patch_norm`` are fitted
+        on, so that fit stays fast on large ``X``.
 
     flatten : bool, default=True
         If True, ``transform`` returns ``(n_samples, n_features_out)``. If False, it returns
@@ -102,7 +174,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ``ConvFeatureTransformer`` can follow in a pipeline.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the random filter banks. Pass an int for reproducible filters and features.
+        Seeds the random filter banks and the sample of patches. Pass an int for reproducible
+        filters and features.
 
     n_jobs : int, default=None
         Number of threads that compute batches at the same time; the transform uses this
@@ -117,13 +190,23 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     Attributes
     ----------
     filters_ : ndarray of shape (n_filters, h, w, channels), float32
-        The filter bank.
+        The filter bank, applied to the raw (or, with ``patch_norm``, patch-normalised)
+        images; learnt banks include the whitening.
+
+    bias_ : ndarray of shape (n_filters,), float32
+        Added to each filter's map: the centring of learnt banks (zeros for the others).
+
+    patch_norm_eps_ : float or None
+        The variance added to each patch's before dividing by it; None without
+        ``patch_norm``.
 
     image_shape_ : tuple of int
         The ``(height, width, channels)`` of the images.
 
     output_shape_ : tuple of int
-        The ``(rows, cols, n_filters)`` of the features of one image.
+        The shape of the features of one image: ``(rows, cols, n_maps)``, or
+        ``(n_regions, n_maps)`` with a pyramid of grids. ``n_maps`` is ``n_filters``, twice
+        that with ``activation='two_sided'``.
 
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
@@ -175,22 +258,26 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     >>> conv.image_shape_
     (8, 8, 1)
     >>> conv.transform(X[:3]).shape
-    (3, 64)
+    (3, 336)
     >>> conv.get_feature_names_out()[:3].tolist()
-    ['f0_y0_x0', 'f1_y0_x0', 'f2_y0_x0']
+    ['f0_g1x1_y0_x0', 'f1_g1x1_y0_x0', 'f2_g1x1_y0_x0']
     """
 
     _parameter_constraints = {
         "n_filters": [Interval(Integral, 1, None, closed="left")],
         "filter_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
-        "filter_init": [StrOptions(set(FILTER_BANKS)), "array-like"],
+        "filter_init": [StrOptions(set(FILTER_BANKS) | set(PATCH_BANKS)), "array-like"],
         "image_shape": [None, tuple, list],
         "stride": [Interval(Integral, 1, None, closed="left")],
         "padding": [StrOptions({"valid", "same"})],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "pooling": [StrOptions({"max", "avg"})],
+        "pooling": [StrOptions({"max", "avg", "rms", "ppv"})],
         "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "pool_grid": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
+        "whiten": ["boolean"],
+        "patch_norm": ["boolean"],
+        "threshold": [Interval(Real, 0, None, closed="left")],
+        "max_patches": [Interval(Integral, 1, None, closed="left")],
         "flatten": ["boolean"],
         "random_state": ["random_state"],
         "n_jobs": [None, Integral],
@@ -201,15 +288,19 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self,
         *,
         n_filters=64,
-        filter_size=5,
-        filter_init="gaussian",
+        filter_size=4,
+        filter_init="kmeans",
         image_shape=None,
         stride=1,
-        padding="valid",
+        padding="same",
         activation="relu",
         pooling="max",
         pool_size=2,
-        pool_grid=None,
+        pool_grid=((1, 1), (2, 2), (4, 4)),
+        whiten=True,
+        patch_norm=True,
+        threshold=0.0,
+        max_patches=10_000,
         flatten=True,
         random_state=None,
         n_jobs=None,
@@ -225,6 +316,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.pooling = pooling
         self.pool_size = pool_size
         self.pool_grid = pool_grid
+        self.whiten = whiten
+        self.patch_norm = patch_norm
+        self.threshold = threshold
+        self.max_patches = max_patches
         self.flatten = flatten
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -240,7 +335,18 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
                 raise TypeError(f"{name} must be an int, got the boolean {value!r}.")
         _check_pair("filter_size", self.filter_size)
         _check_pair("pool_size", self.pool_size)
-        if self.pool_grid is not None:
+        if _is_pyramid(self.pool_grid):
+            if not self.pool_grid:
+                raise ValueError("pool_grid as a list of grids (a pyramid) must not be empty.")
+            for level in self.pool_grid:
+                _check_pair("each grid of pool_grid", level)
+            if not self.flatten:
+                raise ValueError(
+                    f"pool_grid={self.pool_grid!r} is a list of grids (a spatial pyramid), whose "
+                    "regions cannot be laid out as maps; flatten=False needs one grid, as an int "
+                    "or a (rows, cols) tuple, or pool_grid=None to pool over pool_size windows."
+                )
+        elif self.pool_grid is not None:
             _check_pair("pool_grid", self.pool_grid)
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
@@ -301,31 +407,59 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=True)
         image_shape = resolve_image_shape(X.shape, self.image_shape)
         random_state = check_random_state(self.random_state)
+        filter_size = clip_filter_size(self.filter_size, image_shape)
+        learnt = isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS
         if isinstance(self.filter_init, str):
-            filter_size = clip_filter_size(self.filter_size, image_shape)
             check_memory(
                 bank_bytes(self.n_filters, filter_size, image_shape[2]),
                 f"A bank of {self.n_filters} filters of shape {filter_size + image_shape[2:]}",
                 "Use fewer filters (n_filters) or smaller ones (filter_size).",
             )
+        bias = np.zeros(self.n_filters)
+        if isinstance(self.filter_init, str) and self.filter_init in FILTER_BANKS:
             make_bank = FILTER_BANKS[self.filter_init]
             filters = make_bank(self.n_filters, filter_size, image_shape[2], random_state)
-        else:
+        elif not learnt:
             filters = check_filter_array(
                 self.filter_init, self.n_filters, image_shape[2], image_shape
             )
-        self.filters_ = filters
+            filter_size = filters.shape[1:3]
+        eps = None
+        if self.patch_norm or learnt:
+            images = to_images(X, image_shape)
+            patches = sample_patches(images, filter_size, self.max_patches, random_state)
+            if self.patch_norm:
+                eps = patch_norm_eps(patches)
+                patches = normalize_patches(patches, eps)
+        if learnt:
+            filters, bias = self._learn_bank(patches, random_state)
+            filters = filters.reshape(self.n_filters, *filter_size, image_shape[2])
+        self.filters_ = np.asarray(filters, dtype=np.float32)
+        self.bias_ = bias.astype(np.float32)
+        self.patch_norm_eps_ = eps
         self.image_shape_ = image_shape
-        rows, cols = pooled_shape(
+        n_maps = self.n_filters * MAPS_PER_FILTER.get(self.activation, 1)
+        self.output_shape_ = features_shape(
             image_shape,
-            filters.shape[1:3],
+            self.filters_.shape[1:3],
+            n_maps,
             self.stride,
             self.padding,
             as_pair(self.pool_size),
-            None if self.pool_grid is None else as_pair(self.pool_grid),
+            _pool_grids(self.pool_grid),
         )
-        self.output_shape_ = (rows, cols, filters.shape[0])
         return self
+
+    def _learn_bank(self, patches, random_state):
+        """Filters and biases on raw images for a bank learnt on preprocessed ``patches``."""
+        if self.whiten:
+            mean, whitening = zca_whitening(patches)
+            preprocessed = (patches - mean) @ whitening
+        else:
+            mean, whitening = patches.mean(axis=0), None
+            preprocessed = patches - mean
+        bank = PATCH_BANKS[self.filter_init](preprocessed, self.n_filters, random_state)
+        return fold_preprocessing(bank, mean, whitening)
 
     def transform(self, X):
         """Compute the pooled convolutional features of ``X``.
@@ -358,15 +492,18 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=False)
         images = self._to_images(X)
         pool_size = as_pair(self.pool_size)
-        pool_grid = None if self.pool_grid is None else as_pair(self.pool_grid)
-        gain = feature_gain(
-            self.image_shape_,
-            self.filters_,
-            self.stride,
-            self.padding,
-            self.pooling,
-            pool_size,
-            pool_grid,
+        pool_grid = _pool_grids(self.pool_grid)
+        gain = max(
+            feature_gain(
+                self.image_shape_,
+                self.filters_,
+                self.stride,
+                self.padding,
+                self.pooling,
+                pool_size,
+                grid,
+            )
+            for grid in (pool_grid if isinstance(pool_grid, list) else [pool_grid])
         )
         check_feature_range(max(float(X.max()), -float(X.min())), gain)
         self._check_transform_memory(X.shape[0])
@@ -379,6 +516,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             pooling=self.pooling,
             pool_size=pool_size,
             pool_grid=pool_grid,
+            bias=self.bias_,
+            patch_norm_eps=self.patch_norm_eps_,
+            threshold=self.threshold,
             batch_size=None if self.batch_size == "auto" else self.batch_size,
             n_jobs=self.n_jobs,
         )
@@ -429,9 +569,12 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         return to_images(X, expected)
 
     def get_feature_names_out(self, input_features=None):
-        """Names of the output features: ``f{filter}_y{row}_x{col}``.
+        """Names of the output features, in the order of the flattened output.
 
-        The order is that of the flattened output: row, then column, then filter.
+        ``f{filter}_y{row}_x{col}`` in the order row, column, filter. With
+        ``activation='two_sided'``, each filter gives ``f{filter}_pos`` then ``f{filter}_neg``
+        maps (all filters' positive parts, then all negative parts). With a pyramid of grids,
+        the names are ``{map}_g{rows}x{cols}_y{row}_x{col}``, grid after grid.
 
         Parameters
         ----------
@@ -444,10 +587,28 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features)
-        rows, cols, n_filters = self.output_shape_
-        names = [
-            f"f{f}_y{i}_x{j}" for i in range(rows) for j in range(cols) for f in range(n_filters)
-        ]
+        maps = [f"f{f}" for f in range(self.n_filters)]
+        if self.activation == "two_sided":
+            maps = [f"{name}_pos" for name in maps] + [f"{name}_neg" for name in maps]
+        grids = _pool_grids(self.pool_grid)
+        if isinstance(grids, list):
+            regions = []
+            for grid in grids:
+                rows, cols = pooled_shape(
+                    self.image_shape_,
+                    self.filters_.shape[1:3],
+                    self.stride,
+                    self.padding,
+                    None,
+                    grid,
+                )
+                regions += [
+                    f"g{grid[0]}x{grid[1]}_y{i}_x{j}" for i in range(rows) for j in range(cols)
+                ]
+        else:
+            rows, cols = self.output_shape_[:2]
+            regions = [f"y{i}_x{j}" for i in range(rows) for j in range(cols)]
+        names = [f"{name}_{region}" for region in regions for name in maps]
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):

@@ -136,9 +136,9 @@ def test_search_default_grid(shapes, tmp_path, monkeypatch, capsys):
     )
     assert result.returncode == 0, result.stderr
     ranked = [line for line in result.stdout.splitlines() if "+/-" in line]
-    assert len(ranked) == 8  # 2 banks x 2 filter sizes x 2 pooling windows
+    assert len(ranked) == 8  # 2 banks x 2 filter sizes x 2 numbers of filters
     for line in ranked:
-        assert "filter_init=" in line and "filter_size=" in line and "pool_size=" in line
+        assert "filter_init=" in line and "filter_size=" in line and "n_filters=" in line
 
 
 def test_predict_matches_the_saved_pipeline(trained, shapes, tmp_path, capsys):

@@ -19,6 +19,7 @@ PARAMS = dict(
     pooling="max",
     pool_size=2,
     pool_grid=None,
+    patch_norm=False,
     random_state=0,
     n_jobs=None,
     batch_size="auto",

@@ -28,7 +28,12 @@ def _grey_images(n=6, shape=(9, 11), seed=0):
 
 
 def _params(**extra):
-    return dict(n_filters=5, filter_size=3, pool_size=2, padding="valid", random_state=0) | extra
+    fixed = dict(filter_init="gaussian", patch_norm=False, pool_grid=None)
+    return (
+        dict(n_filters=5, filter_size=3, pool_size=2, padding="valid", random_state=0)
+        | fixed
+        | extra
+    )
 
 
 def test_filter_bank_draws_each_grey_filter_with_its_values():

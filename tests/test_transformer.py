@@ -17,6 +17,14 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import sklearn_convfeat
 from sklearn_convfeat import ConvFeatureTransformer
 
+# The parameters these tests were written for (the 0.1 defaults): a random bank on raw pixels,
+# pooled over windows. Pinned, so that the tests do not depend on the current defaults.
+V01 = dict(filter_init="gaussian", filter_size=5, padding="valid", patch_norm=False, pool_grid=None)
+
+
+def _v01(**params):
+    return ConvFeatureTransformer(**{**V01, **params})
+
 
 def _explicit_bank():
     # 1x1 filters fit every image the common checks make, even a single feature.
@@ -66,7 +74,7 @@ def test_transform_matches_correlate2d_reference(
 ):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(5, *image_shape))
-    est = ConvFeatureTransformer(
+    est = _v01(
         n_filters=6,
         filter_size=filter_size,
         stride=stride,
@@ -124,17 +132,15 @@ def test_output_shape_formula(stride, padding, pool_size, pool_grid):
 
 def test_flatten_false_gives_images_matching_flat_output():
     X = np.random.default_rng(0).normal(size=(4, 10, 10))
-    flat = ConvFeatureTransformer(n_filters=3, random_state=0).fit_transform(X)
-    nd = ConvFeatureTransformer(n_filters=3, random_state=0, flatten=False).fit_transform(X)
+    flat = _v01(n_filters=3, random_state=0).fit_transform(X)
+    nd = _v01(n_filters=3, random_state=0, flatten=False).fit_transform(X)
     assert nd.ndim == 4 and nd.shape[-1] == 3
     assert_array_equal(nd.reshape(4, -1), flat)
 
 
 def test_feature_names_follow_output_order():
     X = np.random.default_rng(0).normal(size=(3, 6, 6))
-    est = ConvFeatureTransformer(
-        n_filters=2, filter_size=3, pool_size=2, random_state=0, flatten=False
-    ).fit(X)
+    est = _v01(n_filters=2, filter_size=3, pool_size=2, random_state=0, flatten=False).fit(X)
     names = est.get_feature_names_out()
     nd = est.transform(X)
     flat = nd.reshape(3, -1)
@@ -223,7 +229,7 @@ def test_flat_colour_images_read_channels_last():
 
 def test_filters_and_pools_are_clipped_to_tiny_images():
     X = np.random.default_rng(0).normal(size=(4, 2, 3))
-    est = ConvFeatureTransformer(n_filters=3, filter_size=7, pool_size=5).fit(X)
+    est = _v01(n_filters=3, filter_size=7, pool_size=5).fit(X)
     assert est.filters_.shape == (3, 2, 3, 1)
     assert est.transform(X).shape == (4, 3)
 
@@ -286,12 +292,12 @@ def test_gabor_bank_is_oriented():
 def test_explicit_filter_array_is_used_as_given():
     bank = np.random.default_rng(0).normal(size=(2, 3, 3))
     X = np.random.default_rng(1).normal(size=(4, 6, 6))
-    est = ConvFeatureTransformer(n_filters=2, filter_init=bank, pool_size=1, flatten=False).fit(X)
+    est = _v01(n_filters=2, filter_init=bank, pool_size=1, flatten=False).fit(X)
     assert_array_equal(est.filters_[..., 0], bank.astype(np.float32))
     expected = reference_features(X[..., None], est.filters_, pool_size=(1, 1))
     assert_allclose(est.transform(X), expected, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="n_filters=2"):
-        ConvFeatureTransformer(n_filters=5, filter_init=bank).fit(X)
+        _v01(n_filters=5, filter_init=bank).fit(X)
 
 
 @pytest.mark.parametrize(
@@ -342,10 +348,10 @@ def test_pickle_round_trip_gives_identical_output():
 
 def test_two_stacked_layers_in_a_pipeline():
     X, y = load_digits(return_X_y=True)
-    first = ConvFeatureTransformer(
+    first = _v01(
         n_filters=8, filter_size=3, padding="same", pool_size=1, flatten=False, random_state=0
     )
-    second = ConvFeatureTransformer(n_filters=16, filter_size=3, pool_size=2, random_state=0)
+    second = _v01(n_filters=16, filter_size=3, pool_size=2, random_state=0)
     model = make_pipeline(first, second, LogisticRegression(max_iter=2000))
     model.fit(X[:300], y[:300])
     assert model[1].image_shape_ == (8, 8, 8)

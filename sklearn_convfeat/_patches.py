@@ -1,0 +1,129 @@
+"""Patches: sampling them for data-driven banks, normalising them, whitening them.
+
+Pure functions over arrays. A patch is flattened in the filters' layout ``(h, w, channels)``,
+so that a filter of shape ``(h, w, channels)`` is a vector of the same space.
+
+Whitening and centring are linear, so a filter ``c`` applied to whitened, centred patches
+``(p - mean) @ W`` equals the filter ``W @ c`` applied to the raw patch ``p`` plus the bias
+``-(W @ c) . mean``: :func:`fold_preprocessing` turns a bank learnt in the whitened space into
+filters and biases for the raw images, so that transform needs nothing else. Per-patch
+normalisation is not linear; the engine computes it exactly from the patches' moments
+(:func:`patch_moments`), at a cost independent of the number of filters.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.utils.random import sample_without_replacement
+
+from ._shapes import padding_widths
+
+# Regularisers, relative to the data's own variance so that they do not depend on the scale
+# of the pixels (0..16, 0..255 or 0..1): Coates & Ng (2011) add 10 to the variance of
+# 0..255 patches before normalising them and 0.1 to the eigenvalues of normalised patches.
+PATCH_NORM_EPS = 0.1
+WHITEN_EPS = 0.1
+
+
+def sample_patches(images, patch_size, max_patches, random_state):
+    """A random sample of ``max_patches`` distinct patches of ``images`` (all if fewer), flattened.
+
+    As :func:`sklearn.feature_extraction.image.extract_patches_2d`, patches are read from a
+    strided view of the images; but positions are drawn once over all images, so that the
+    cost does not grow with the number of images.
+
+    Returns
+    -------
+    patches : ndarray of shape (n_patches, h * w * channels), float64
+    """
+    windows = sliding_window_view(images, patch_size, axis=(1, 2))
+    n_images, rows, cols = windows.shape[:3]
+    n_positions = n_images * rows * cols
+    if max_patches >= n_positions:
+        chosen = np.arange(n_positions)
+    else:
+        chosen = np.sort(
+            sample_without_replacement(n_positions, max_patches, random_state=random_state)
+        )
+    image, position = np.divmod(chosen, rows * cols)
+    row, col = np.divmod(position, cols)
+    # windows are (n, rows, cols, channels, h, w); patches are flattened as (h, w, channels).
+    patches = windows[image, row, col].transpose(0, 2, 3, 1)
+    return patches.reshape(len(chosen), -1).astype(np.float64)
+
+
+def patch_norm_eps(patches):
+    """The variance added before dividing patches by their standard deviation."""
+    return PATCH_NORM_EPS * float(np.mean(np.var(patches, axis=1))) + np.finfo(np.float32).tiny
+
+
+def normalize_patches(patches, eps):
+    """Remove each patch's mean and divide it by ``sqrt(variance + eps)``."""
+    centred = patches - patches.mean(axis=1, keepdims=True)
+    return centred / np.sqrt(np.mean(centred**2, axis=1, keepdims=True) + eps)
+
+
+def zca_whitening(patches):
+    """The symmetric (ZCA) whitening matrix of ``patches``, regularised.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+    whitening : ndarray of shape (n_features, n_features), symmetric
+        ``(patches - mean) @ whitening`` has a covariance close to the identity; eigenvalues
+        smaller than ``WHITEN_EPS`` times their mean are damped rather than blown up.
+    """
+    mean = patches.mean(axis=0)
+    centred = patches - mean
+    covariance = centred.T @ centred / patches.shape[0]
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    eigenvalues = np.maximum(eigenvalues, 0)
+    # Identical patches have nothing to whiten: eps=1 then makes the whitening the identity.
+    eps = WHITEN_EPS * eigenvalues.mean() or 1.0
+    return mean, (eigenvectors / np.sqrt(eigenvalues + eps)) @ eigenvectors.T
+
+
+def fold_preprocessing(filters, mean, whitening):
+    """Filters and biases on raw patches equal to ``filters`` on ``(patch - mean) @ whitening``.
+
+    Parameters
+    ----------
+    filters : ndarray of shape (n_filters, n_features)
+    mean : ndarray of shape (n_features,)
+    whitening : ndarray of shape (n_features, n_features), symmetric, or None (identity)
+
+    Returns
+    -------
+    folded : ndarray of shape (n_filters, n_features)
+    bias : ndarray of shape (n_filters,)
+    """
+    folded = filters if whitening is None else filters @ whitening
+    return folded, -(folded @ mean)
+
+
+def patch_moments(images, patch_size, stride, padding):
+    """Mean and variance of every patch a convolution sees, over its pixels and channels.
+
+    Sums over windows come from summed-area tables (float64, so that the variance does not
+    suffer from cancellation), with the zero padding that :func:`conv2d` uses.
+
+    Returns
+    -------
+    mean, var : ndarrays of shape (n, rows, cols), float32
+    """
+    rows, cols = patch_size
+    (top, bottom), (left, right) = padding_widths(patch_size, padding)
+    count = rows * cols * images.shape[3]
+    moments = []
+    for values in (images, np.square(images, dtype=np.float64)):
+        summed = values.sum(axis=3, dtype=np.float64)
+        table = np.pad(summed, ((0, 0), (top + 1, bottom), (left + 1, right)))
+        table = table.cumsum(axis=1).cumsum(axis=2)
+        sums = (
+            table[:, rows:, cols:]
+            - table[:, :-rows, cols:]
+            - table[:, rows:, :-cols]
+            + table[:, :-rows, :-cols]
+        )
+        moments.append(sums[:, ::stride, ::stride] / count)
+    mean, mean_square = moments
+    return mean.astype(np.float32), np.maximum(mean_square - mean**2, 0).astype(np.float32)
