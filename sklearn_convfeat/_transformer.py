@@ -8,6 +8,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
+from . import _dask
 from ._engine import ACTIVATIONS, transform_images
 from ._filters import FILTER_BANKS, check_filter_array
 from ._shapes import as_pair, clip_filter_size, pooled_shape, resolve_image_shape, to_images
@@ -225,6 +226,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             raise ValueError("n_jobs must be a non-zero int or None (-1 means all cores), got 0.")
 
     def _validate_X(self, X, reset):
+        if _dask.is_dask_array(X):
+            return _dask.check_dask_array(self, X, reset=reset)
         X = validate_data(
             self, X, reset=reset, allow_nd=True, dtype=np.float32, ensure_min_features=1
         )
@@ -243,7 +246,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
                 (n_samples, H, W, C)
-            Training images. Random banks read only their shape.
+            Training images. Random banks read only their shape. A ``dask.array.Array`` is
+            checked from its metadata, without computing it.
 
         y : None
             Ignored.
@@ -286,16 +290,21 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
                 (n_samples, H, W, C)
-            Images shaped as in ``fit``.
+            Images shaped as in ``fit``. A ``dask.array.Array`` chunked along the samples
+            gives a lazy result.
 
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_features_out) or \
                 (n_samples, rows, cols, n_filters), float32
-            The features; 4-D when ``flatten=False``.
+            The features; 4-D when ``flatten=False``. For a dask array, a dask array chunked
+            along the samples as ``X``, each block computed by this method on the matching
+            block of ``X`` (single-threaded: dask runs blocks in parallel).
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
+        if _dask.is_dask_array(X):
+            return _dask.transform(self, X)
         images = self._to_images(X)
         features = transform_images(
             images,
