@@ -1,5 +1,6 @@
 """Dask arrays and Dask clusters: lazy transform, fit from metadata, grid search on a cluster."""
 
+import importlib.util
 import os
 import pickle
 import resource
@@ -276,3 +277,23 @@ def test_data_several_times_a_worker_memory_streams_through(client):
     assert client.run(os.getpid) == pids, "a worker was restarted"
     peaks = client.run(worker_peak_rss)
     assert all(peak < WORKER_MEMORY for peak in peaks.values()), peaks
+
+
+def test_out_of_core_example_learns_block_by_block(client):
+    spec = importlib.util.spec_from_file_location(
+        "plot_dask_out_of_core", ROOT / "examples" / "plot_dask_out_of_core.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    train_images, train_labels = example.lazy_dataset(range(3))
+    test_images, test_labels = example.lazy_dataset(range(3, 4))
+    conv = make_conv(n_filters=8, filter_size=7, filter_init="gabor", activation="abs", pool_grid=2)
+    conv.fit(train_images)
+
+    model = example.train_block_by_block(
+        client, conv, train_images, train_labels, np.arange(4), n_epochs=1
+    )
+
+    assert model.n_features_in_ == 2 * 2 * 8
+    # Four balanced classes: chance is 0.25.
+    assert example.score_block_by_block(client, conv, model, test_images, test_labels) > 0.6
