@@ -70,6 +70,10 @@ def lazy_dataset(seeds):
 # only builds the graph. Blocks of features are computed on the workers a few at a time (the
 # next blocks are computed while the model learns from the current one), and each is dropped
 # once the model has seen it.
+#
+# Each block is computed with ``optimize_graph=False``: its tasks keep the keys of the whole
+# arrays. Optimised one by one, the graphs of successive blocks got fused tasks with clashing
+# keys (dask 2026.8), which the scheduler cannot tell apart.
 
 
 def train_block_by_block(client, conv, images, labels, classes, n_epochs=2, lookahead=2):
@@ -79,7 +83,7 @@ def train_block_by_block(client, conv, images, labels, classes, n_epochs=2, look
     order = [block for _ in range(n_epochs) for block in range(n_blocks)]
 
     def submit(block):
-        return client.compute([features.blocks[block], labels.blocks[block]])
+        return client.compute([features.blocks[block], labels.blocks[block]], optimize_graph=False)
 
     pending = [submit(block) for block in order[:lookahead]]
     for position in range(len(order)):
@@ -95,7 +99,7 @@ def score_block_by_block(client, conv, model, images, labels):
     n_correct = 0
     for block in range(features.numblocks[0]):
         X_block, y_block = client.gather(
-            client.compute([features.blocks[block], labels.blocks[block]])
+            client.compute([features.blocks[block], labels.blocks[block]], optimize_graph=False)
         )
         n_correct += int(np.sum(model.predict(X_block) == y_block))
     return n_correct / labels.shape[0]

@@ -55,10 +55,10 @@ def check_dask_array(estimator, X, *, reset):
             f"X is a dask array of shape {X.shape} with unknown sizes beyond the sample axis; "
             f"only the number of samples may be unknown (call X.compute_chunk_sizes())."
         )
-    if X.shape[0] == 0 or X.shape[1] == 0:
+    if 0 in X.shape:
         raise ValueError(
-            f"X is a dask array of shape {X.shape}; at least one sample and one feature are "
-            f"required."
+            f"X is a dask array of shape {X.shape} with an empty axis; at least one sample "
+            f"and one value on every other axis are required."
         )
     _check_feature_names(estimator, X, reset=reset)
     _check_n_features(estimator, X, reset=reset)

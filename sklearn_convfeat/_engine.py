@@ -66,9 +66,12 @@ def conv2d(images, filters, *, stride=1, padding="valid"):
     windows = sliding_window_view(images, (rows, cols), axis=(1, 2))[:, ::stride, ::stride]
     n, out_rows, out_cols = windows.shape[:3]
     # windows: (n, out_rows, out_cols, C, h, w); match the filters' layout to it.
-    patches = windows.reshape(n * out_rows * out_cols, channels * rows * cols)
+    patches = windows.reshape(n, out_rows * out_cols, channels * rows * cols)
     weights = filters.transpose(0, 3, 1, 2).reshape(n_filters, -1)
-    return (patches @ weights.T).reshape(n, out_rows, out_cols, n_filters)
+    # One GEMM per image (numpy loops over the stack in C, at the same speed): BLAS kernels
+    # round a row differently depending on the matrix's size, so one GEMM over the batch would
+    # make a sample's features depend on its batch.
+    return np.matmul(patches, weights.T).reshape(n, out_rows, out_cols, n_filters)
 
 
 def pool(maps, rows, cols, mode):
@@ -92,9 +95,7 @@ def pool(maps, rows, cols, mode):
     return pooled
 
 
-def feature_maps(
-    images, filters, *, stride, padding, activation, pooling, pool_size, pool_grid
-):
+def feature_maps(images, filters, *, stride, padding, activation, pooling, pool_size, pool_grid):
     """Convolution, activation and pooling of one batch: ``(n, out_rows, out_cols, n_filters)``."""
     maps = conv2d(images, filters, stride=stride, padding=padding)
     rows, cols = pool_regions(maps.shape[1:3], pool_size, pool_grid)
@@ -173,7 +174,9 @@ def transform_images(
     if batch_size is None:
         batch_size = auto_batch_size(images.shape[1:], filters.shape, stride, padding)
     if out is None:
-        grid = pooled_shape(images.shape[1:], filters.shape[1:3], stride, padding, pool_size, pool_grid)
+        grid = pooled_shape(
+            images.shape[1:], filters.shape[1:3], stride, padding, pool_size, pool_grid
+        )
         out = np.empty((n_samples, *grid, filters.shape[0]), dtype=np.float32)
 
     def fill(batch):

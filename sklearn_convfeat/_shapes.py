@@ -43,7 +43,7 @@ def resolve_image_shape(X_shape, image_shape):
             return (side, side, 1)
         for channels in (3, 4):
             side = math.isqrt(width // channels)
-            if width % channels == 0 and side * side * channels == width:
+            if side > 1 and side * side * channels == width:
                 warnings.warn(
                     f"X has {width} features, which is not a perfect square but is "
                     f"{side}*{side}*{channels}: it may hold flattened {side}x{side} images with "

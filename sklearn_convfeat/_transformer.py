@@ -1,8 +1,10 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
+import math
 from numbers import Integral
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -11,24 +13,29 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from . import _dask
 from ._engine import ACTIVATIONS, transform_images
 from ._filters import FILTER_BANKS, check_filter_array
+from ._limits import (
+    bank_bytes,
+    check_feature_range,
+    check_memory,
+    feature_gain,
+    format_bytes,
+    transform_bytes,
+)
 from ._shapes import as_pair, clip_filter_size, pooled_shape, resolve_image_shape, to_images
+
+
+def _is_int(value):
+    return isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_pair(name, value, minimum=1):
     """Validate an int-or-pair parameter; return it as a pair of ints."""
-    if isinstance(value, (bool, np.bool_)):
+    values = (value, value) if _is_int(value) else value
+    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(map(_is_int, values)):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
-    try:
-        pair = as_pair(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.") from None
-    if not isinstance(value, (int, np.integer)) and not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
-    ):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
-    if min(pair) < minimum:
+    if min(values) < minimum:
         raise ValueError(f"{name} must be >= {minimum} in each direction, got {value!r}.")
-    return pair
+    return int(values[0]), int(values[1])
 
 
 class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
@@ -43,7 +50,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_filters : int, default=64
-        Number of filters in the bank.
+        Number of filters in the bank. Like every integer parameter, it must be an int, not
+        a bool.
 
     filter_size : int or (int, int), default=5
         Height and width of the filters. Clipped to the image, so that tiny images and 1-D
@@ -133,7 +141,24 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     Notes
     -----
     The output is float32, whatever the input dtype. The features of a sample never depend on
-    the other samples in ``X``.
+    the other samples in ``X``, bit for bit, nor on ``n_jobs`` or ``batch_size``.
+
+    What ``X`` may hold (anything else raises an error that names the problem):
+
+    - any real dtype: booleans are read as 0 and 1; integers, float16 and float64 are cast to
+      float32. Strings (even numeric ones), complex numbers, NaN and infinities are rejected
+      with a ValueError, and so are values so large that the features could overflow float32;
+    - dense arrays only: a scipy sparse matrix raises a TypeError (convert it with
+      ``.toarray()``), because images are dense and a silent conversion could exhaust memory;
+    - 2-D, 3-D or 4-D arrays with no empty axis; 1-D and 5-D arrays raise a ValueError;
+    - in ``transform``, images of the shape seen in ``fit`` and, for a DataFrame, the same
+      columns in the same order.
+
+    Random filters larger than the image are clipped to it (so are ``stride``, ``pool_size``
+    and ``pool_grid`` to the maps); a ``filter_init`` array must fit in the images.
+    Before allocating, ``fit`` (random banks) and ``transform`` compare the memory they need
+    with the memory available (``MemAvailable`` on Linux, else the physical memory) and raise
+    :class:`~sklearn_convfeat.MemoryLimitError` if it does not fit.
 
     References
     ----------
@@ -207,17 +232,25 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
 
     def _check_params(self):
-        """Checks that the constraints cannot say: pairs, image_shape, n_jobs."""
+        """Checks that the constraints cannot say: no booleans for ints, pairs, image_shape,
+        n_jobs."""
+        # bool is an Integral for Python, but n_filters=True is a bug, not one filter.
+        for name in ("n_filters", "stride", "n_jobs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got the boolean {value!r}.")
         _check_pair("filter_size", self.filter_size)
         _check_pair("pool_size", self.pool_size)
         if self.pool_grid is not None:
             _check_pair("pool_grid", self.pool_grid)
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
-            if len(shape) not in (2, 3) or not all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
-                for v in shape
-            ):
+            if not all(map(_is_int, shape)):
+                raise TypeError(
+                    f"image_shape must hold ints (height, width[, channels]), got "
+                    f"{self.image_shape!r}."
+                )
+            if len(shape) not in (2, 3) or min(shape) < 1:
                 raise ValueError(
                     "image_shape must be None, (height, width) or (height, width, channels) "
                     f"with positive ints, got {self.image_shape!r}."
@@ -226,16 +259,27 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             raise ValueError("n_jobs must be a non-zero int or None (-1 means all cores), got 0.")
 
     def _validate_X(self, X, reset):
+        """``X`` as a numeric array of 2 to 4 dimensions with no empty axis, in its own dtype.
+
+        The dtype is kept (booleans, integers and float16 included) so that ``transform`` can
+        check the range of the values before casting them to float32. A dask array is checked
+        from its metadata only.
+        """
         if _dask.is_dask_array(X):
             return _dask.check_dask_array(self, X, reset=reset)
         X = validate_data(
-            self, X, reset=reset, allow_nd=True, dtype=np.float32, ensure_min_features=1
+            self, X, reset=reset, allow_nd=True, dtype="numeric", ensure_min_features=1
         )
         if X.ndim > 4:
             raise ValueError(
                 f"X must be 2-D (n_samples, n_features), 3-D (n_samples, height, width) or 4-D "
                 f"(n_samples, height, width, channels); got a {X.ndim}-D array of shape "
-                f"{X.shape}."
+                f"{X.shape}. Stack or reshape the images into one of these layouts."
+            )
+        if 0 in X.shape[1:]:
+            raise ValueError(
+                f"X has an empty axis: shape {X.shape}. Images need at least one row, one "
+                f"column and one channel."
             )
         return X
 
@@ -264,6 +308,11 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
         if isinstance(self.filter_init, str):
             filter_size = clip_filter_size(self.filter_size, image_shape)
+            check_memory(
+                bank_bytes(self.n_filters, filter_size, image_shape[2]),
+                f"A bank of {self.n_filters} filters of shape {filter_size + image_shape[2:]}",
+                "Use fewer filters (n_filters) or smaller ones (filter_size).",
+            )
             make_bank = FILTER_BANKS[self.filter_init]
             filters = make_bank(self.n_filters, filter_size, image_shape[2], random_state)
         else:
@@ -299,13 +348,39 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
                 (n_samples, rows, cols, n_filters), float32
             The features; 4-D when ``flatten=False``. For a dask array, a dask array chunked
             along the samples as ``X``, each block computed by this method on the matching
-            block of ``X`` (single-threaded: dask runs blocks in parallel).
+            block of ``X`` (single-threaded: dask runs blocks in parallel); the errors below
+            then come from the blocks, when they are computed.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` holds images unlike those seen in ``fit``, non-finite values, or values
+            so large that the features could overflow float32.
+        TypeError
+            If ``X`` is a sparse matrix.
+        MemoryLimitError
+            If the features (and, with an integer ``batch_size``, the temporaries of the
+            batches computed at once) would need more memory than is available. Nothing is
+            allocated; transform ``X`` in chunks or make fewer features.
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
         if _dask.is_dask_array(X):
             return _dask.transform(self, X)
         images = self._to_images(X)
+        pool_size = as_pair(self.pool_size)
+        pool_grid = None if self.pool_grid is None else as_pair(self.pool_grid)
+        gain = feature_gain(
+            self.image_shape_,
+            self.filters_,
+            self.stride,
+            self.padding,
+            self.pooling,
+            pool_size,
+            pool_grid,
+        )
+        check_feature_range(max(float(X.max()), -float(X.min())), gain)
+        self._check_transform_memory(X.shape[0])
         features = transform_images(
             images,
             self.filters_,
@@ -313,14 +388,40 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             padding=self.padding,
             activation=self.activation,
             pooling=self.pooling,
-            pool_size=as_pair(self.pool_size),
-            pool_grid=None if self.pool_grid is None else as_pair(self.pool_grid),
+            pool_size=pool_size,
+            pool_grid=pool_grid,
             batch_size=None if self.batch_size == "auto" else self.batch_size,
             n_jobs=self.n_jobs,
         )
         if self.flatten:
             return features.reshape(features.shape[0], -1)
         return features
+
+    def _check_transform_memory(self, n_samples):
+        """Fail before allocating if the features of ``n_samples`` images cannot fit in memory."""
+        batch = None
+        if self.batch_size != "auto":
+            n_batches = math.ceil(n_samples / self.batch_size)
+            batch = self.batch_size * min(effective_n_jobs(self.n_jobs), n_batches)
+        n_bytes = transform_bytes(
+            n_samples,
+            self.image_shape_,
+            self.filters_.shape,
+            self.output_shape_,
+            self.stride,
+            self.padding,
+            batch,
+        )
+        per_sample = 4 * math.prod(self.output_shape_)
+        check_memory(
+            n_bytes,
+            f"The features of {n_samples} images ({n_samples} x "
+            f"{' x '.join(map(str, self.output_shape_))} float32, {format_bytes(per_sample)} "
+            f"per image{'' if batch is None else ', with batch temporaries'})",
+            "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
+            "stride, or transform X in chunks (sklearn.utils.gen_batches)"
+            + ("." if batch is None else ", or a smaller batch_size or n_jobs."),
+        )
 
     def _to_images(self, X):
         """``X`` as ``(n, H, W, C)`` images, after checking it holds images like fit's."""

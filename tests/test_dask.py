@@ -159,7 +159,8 @@ def test_fit_on_dask_reads_only_the_shape_for_random_banks(images, filter_init):
         (da.zeros((4, 3, 3, 1, 1), chunks=2), "5-D dask array"),
         (da.zeros((4, 9), chunks=2, dtype=complex), "real numbers"),
         (da.zeros((4, 9), chunks=2, dtype=object), "real numbers"),
-        (da.zeros((0, 9), chunks=2), "at least one sample"),
+        (da.zeros((0, 9), chunks=2), "empty axis"),
+        (da.zeros((4, 3, 3, 0), chunks=2), "empty axis"),
     ],
 )
 def test_fit_rejects_bad_dask_arrays_from_metadata(X, message):
@@ -257,7 +258,28 @@ def test_grid_search_on_dask_backend_matches_loky(client):
     )
 
 
+def test_out_of_core_example_learns_block_by_block(client):
+    spec = importlib.util.spec_from_file_location(
+        "plot_dask_out_of_core", ROOT / "examples" / "plot_dask_out_of_core.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    train_images, train_labels = example.lazy_dataset(range(3))
+    test_images, test_labels = example.lazy_dataset(range(3, 4))
+    conv = make_conv(n_filters=8, filter_size=7, filter_init="gabor", activation="abs", pool_grid=2)
+    conv.fit(train_images)
+
+    model = example.train_block_by_block(
+        client, conv, train_images, train_labels, np.arange(4), n_epochs=1
+    )
+
+    assert model.n_features_in_ == 2 * 2 * 8
+    # Four balanced classes: chance is 0.25.
+    assert example.score_block_by_block(client, conv, model, test_images, test_labels) > 0.6
+
+
 def test_data_several_times_a_worker_memory_streams_through(client):
+    # Last in the module: it leaves the workers near their memory limit.
     pids = client.run(os.getpid)
     n_images, side, chunk = 80_000, 96, 500
     # Generated on the workers, block by block: these 2.75 GiB never exist in this process.
@@ -277,23 +299,3 @@ def test_data_several_times_a_worker_memory_streams_through(client):
     assert client.run(os.getpid) == pids, "a worker was restarted"
     peaks = client.run(worker_peak_rss)
     assert all(peak < WORKER_MEMORY for peak in peaks.values()), peaks
-
-
-def test_out_of_core_example_learns_block_by_block(client):
-    spec = importlib.util.spec_from_file_location(
-        "plot_dask_out_of_core", ROOT / "examples" / "plot_dask_out_of_core.py"
-    )
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    train_images, train_labels = example.lazy_dataset(range(3))
-    test_images, test_labels = example.lazy_dataset(range(3, 4))
-    conv = make_conv(n_filters=8, filter_size=7, filter_init="gabor", activation="abs", pool_grid=2)
-    conv.fit(train_images)
-
-    model = example.train_block_by_block(
-        client, conv, train_images, train_labels, np.arange(4), n_epochs=1
-    )
-
-    assert model.n_features_in_ == 2 * 2 * 8
-    # Four balanced classes: chance is 0.25.
-    assert example.score_block_by_block(client, conv, model, test_images, test_labels) > 0.6

@@ -1,0 +1,103 @@
+"""pickle, joblib and skops round trips give an estimator with identical output; skops needs to
+trust only this package's own classes."""
+
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from skops.io.exceptions import UntrustedTypesFoundException
+
+from sklearn_convfeat import ConvFeatureTransformer
+
+BASE = dict(
+    n_filters=5,
+    filter_size=3,
+    filter_init="gaussian",
+    stride=1,
+    padding="valid",
+    activation="relu",
+    pooling="max",
+    pool_size=2,
+    pool_grid=None,
+    flatten=True,
+    random_state=0,
+    n_jobs=None,
+    batch_size="auto",
+)
+
+VARIANTS = {
+    "default": {},
+    "gabor-grid-unflattened": dict(filter_init="gabor", pool_grid=2, flatten=False),
+    "array-filters-avg": dict(filter_init=np.arange(45.0).reshape(5, 3, 3), pooling="avg"),
+    "random-state-instance": dict(random_state=np.random.RandomState(4), padding="same"),
+}
+
+
+def round_trips(estimator, tmp_path):
+    """The estimator after each round trip, by name."""
+    path = tmp_path / "model.joblib"
+    joblib.dump(estimator, path)
+    compressed = tmp_path / "model.joblib.gz"
+    joblib.dump(estimator, compressed, compress=3)
+    data = sio.dumps(estimator)
+    return {
+        "pickle": pickle.loads(pickle.dumps(estimator)),
+        "joblib": joblib.load(path),
+        "joblib-compressed": joblib.load(compressed),
+        "skops": sio.loads(data, trusted=sio.get_untrusted_types(data=data)),
+    }
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.default_rng(0).random((12, 64))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_round_trips_give_identical_output(X, tmp_path, variant):
+    conv = ConvFeatureTransformer(**{**BASE, **VARIANTS[variant]}).fit(X)
+    expected = conv.transform(X)
+    for name, loaded in round_trips(conv, tmp_path).items():
+        assert type(loaded) is ConvFeatureTransformer, name
+        np.testing.assert_array_equal(loaded.filters_, conv.filters_, err_msg=name)
+        assert loaded.output_shape_ == conv.output_shape_, name
+        assert loaded.image_shape_ == conv.image_shape_, name
+        np.testing.assert_array_equal(loaded.transform(X), expected, err_msg=name)
+        assert list(loaded.get_feature_names_out()) == list(conv.get_feature_names_out()), name
+
+
+def test_round_trips_keep_dataframe_feature_names(X, tmp_path):
+    df = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    conv = ConvFeatureTransformer(**BASE).fit(df)
+    for name, loaded in round_trips(conv, tmp_path).items():
+        np.testing.assert_array_equal(loaded.feature_names_in_, conv.feature_names_in_)
+        np.testing.assert_array_equal(loaded.transform(df), conv.transform(df), err_msg=name)
+
+
+def test_unfitted_estimator_round_trips_and_fits_the_same(X, tmp_path):
+    conv = ConvFeatureTransformer(**BASE)
+    expected = ConvFeatureTransformer(**BASE).fit_transform(X)
+    for name, loaded in round_trips(conv, tmp_path).items():
+        assert loaded.get_params() == conv.get_params(), name
+        np.testing.assert_array_equal(loaded.fit_transform(X), expected, err_msg=name)
+
+
+def test_skops_untrusted_types_are_only_this_package_s_classes(X):
+    y = np.arange(len(X)) % 2
+    model = make_pipeline(ConvFeatureTransformer(**BASE), LogisticRegression()).fit(X, y)
+    data = sio.dumps(model)
+    untrusted = sio.get_untrusted_types(data=data)
+    assert untrusted == ["sklearn_convfeat._transformer.ConvFeatureTransformer"]
+    loaded = sio.loads(data, trusted=untrusted)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_skops_refuses_to_load_without_trusting_our_class(X):
+    data = sio.dumps(ConvFeatureTransformer(**BASE).fit(X))
+    with pytest.raises(UntrustedTypesFoundException, match="ConvFeatureTransformer"):
+        sio.loads(data)
