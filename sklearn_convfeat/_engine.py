@@ -5,14 +5,31 @@ Pure functions over arrays. Images are float32 ``(n, H, W, C)``; filters are flo
 
 The convolution is a cross-correlation (the filter is not flipped), as in
 :func:`scipy.signal.correlate2d` and in CNN libraries.
+
+How the work is laid out, and why:
+
+- Images are cut into *chunks* small enough for one chunk's patches and maps to stay in the
+  core's cache; each chunk is convolved, activated and pooled before the next one starts, so
+  the unpooled maps never travel to main memory and never exist for more than a chunk.
+- The GEMM path gathers the patches of a chunk *transposed*, one row per filter tap
+  ``(channel, dy, dx)``: each row is then made of whole image rows, so the gather copies long
+  contiguous runs even for grey images, where a patch is only ``h * w`` values. A float32
+  matrix product with the filters per image (looped over in C) gives the maps, channels-last.
+- The FFT path multiplies spectra (``scipy.fft``) and wins when filters are large; which path
+  runs is chosen from a cost model measured on a 2-core x86 machine (see ``benchmarks/``).
+- *Batches* (many chunks) are the unit of work of the ``n_jobs`` threads. Every image goes
+  through the same code in chunks of a size that does not depend on ``batch_size`` or
+  ``n_jobs``, so results are bit-identical for any of them.
 """
 
+import math
 import threading
 from contextlib import contextmanager
 
 import numpy as np
+import scipy.fft
 from joblib import Parallel, delayed, effective_n_jobs
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 from sklearn.utils import gen_batches
 from threadpoolctl import threadpool_limits
 
@@ -41,37 +58,79 @@ ACTIVATIONS = {"relu": _relu, "abs": _abs, "tanh": _tanh, "identity": _identity}
 # Non-decreasing activations commute with max pooling: pooling first touches fewer values.
 MONOTONE_ACTIVATIONS = frozenset({"relu", "tanh", "identity"})
 
+# Bytes of one chunk's temporaries (patches, maps, partly pooled maps): three quarters of a
+# 2 MiB L2 cache, so that the maps are pooled while still in cache. Measured on config A and B
+# of benchmarks/bench_speed.py: 0.5 to 3 MiB are within noise of each other there.
+CHUNK_BYTES = 3 * 2**19
 
-def conv2d(images, filters, *, stride=1, padding="valid"):
-    """Cross-correlate each image with each filter, summing over channels.
+# Bytes of one batch's float32 copy of its images, made only when the input is not float32.
+BATCH_BYTES = 8 * 2**20
 
-    A strided view of all patches (no copy) is gathered once into a matrix, then one float32
-    matrix product with the flattened filters gives every map of the batch.
+# Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
+# * log2(P) + FFT_COST_PER_CHANNEL * C`` per point ``P`` of the padded image. Fitted to the
+# crossovers measured with ``benchmarks/bench_speed.py --crossover`` on a 2-core x86 machine
+# (AVX-512, OpenBLAS, pocketfft): grey 64x64 images at 17x17 to 19x19 filters, 96x96 at 15x15.
+FFT_COST_PER_LOG_POINT = 12
+FFT_COST_PER_CHANNEL = 25
 
-    Parameters
-    ----------
-    images : ndarray of shape (n, H, W, C), float32
-    filters : ndarray of shape (n_filters, h, w, C), float32
-    stride : int
-    padding : {'valid', 'same'}
 
-    Returns
-    -------
-    maps : ndarray of shape (n, rows, cols, n_filters), float32
+def _axis_plan(starts, stop):
+    """How to pool one axis: ``(size, stop)`` for equal regions, else ``(starts, stop)``."""
+    count = len(starts)
+    size = stop // count
+    if size * count == stop and np.array_equal(starts, np.arange(count) * size):
+        return size, stop
+    return np.asarray(starts), stop
+
+
+def _axis_pooler(maps, axis, plan, reduce, out=None):
+    """A function that pools ``maps`` along ``axis`` into ``out``, both fixed arrays.
+
+    Built once per buffer, so that pooling a chunk costs one ufunc call per axis. Equal regions
+    are one reduction over a view with the window as its own axis: one pass reads each value
+    once, where pairwise calls would read the partial results again.
     """
-    n_filters, rows, cols, channels = filters.shape
-    (top, bottom), (left, right) = padding_widths((rows, cols), padding)
-    if top or bottom or left or right:
-        images = np.pad(images, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    windows = sliding_window_view(images, (rows, cols), axis=(1, 2))[:, ::stride, ::stride]
-    n, out_rows, out_cols = windows.shape[:3]
-    # windows: (n, out_rows, out_cols, C, h, w); match the filters' layout to it.
-    patches = windows.reshape(n, out_rows * out_cols, channels * rows * cols)
-    weights = filters.transpose(0, 3, 1, 2).reshape(n_filters, -1)
-    # One GEMM per image (numpy loops over the stack in C, at the same speed): BLAS kernels
-    # round a row differently depending on the matrix's size, so one GEMM over the batch would
-    # make a sample's features depend on its batch.
-    return np.matmul(patches, weights.T).reshape(n, out_rows, out_cols, n_filters)
+    regions, stop = plan
+    if not isinstance(regions, int):
+        head = maps[(slice(None),) * axis + (slice(0, stop),)]
+        return lambda: reduce.reduceat(head, regions, axis=axis, out=out)
+    windows = as_strided(
+        maps,
+        shape=maps.shape[:axis] + (stop // regions, regions) + maps.shape[axis + 1 :],
+        strides=maps.strides[:axis] + (regions * maps.strides[axis],) + maps.strides[axis:],
+        writeable=False,
+    )
+    return lambda: reduce.reduce(windows, axis=axis + 1, out=out)
+
+
+def _region_sizes(plans):
+    """Number of values in each pooling region: float32 ``(rows, cols, 1)``."""
+    row_counts, col_counts = (
+        np.full(stop // regions, regions)
+        if isinstance(regions, int)
+        else np.diff(np.append(regions, stop))
+        for regions, stop in plans
+    )
+    return np.outer(row_counts, col_counts)[:, :, None].astype(np.float32)
+
+
+def _pool_planned(maps, plans, mode, channels_first=False):
+    """Pool rows then columns with precomputed plans; the result is channels-last.
+
+    Channels-first maps ``(n, n_filters, rows, cols)`` are pooled along rows in their layout,
+    then only that smaller result is made channels-last for the columns: reductions run fast
+    over a contiguous inner axis, not across a strided one.
+    """
+    reduce = np.maximum if mode == "max" else np.add
+    if channels_first:
+        rows = _axis_pooler(maps, 2, plans[0], reduce)()
+        rows = np.ascontiguousarray(rows.transpose(0, 2, 3, 1))
+    else:
+        rows = _axis_pooler(maps, 1, plans[0], reduce)()
+    pooled = _axis_pooler(rows, 2, plans[1], reduce)()
+    if mode == "avg":
+        pooled /= _region_sizes(plans)
+    return pooled
 
 
 def pool(maps, rows, cols, mode):
@@ -80,28 +139,234 @@ def pool(maps, rows, cols, mode):
     Parameters
     ----------
     maps : ndarray of shape (n, map_rows, map_cols, n_filters)
+        Any memory layout.
     rows, cols : tuple (starts, stop)
-        The regions along each axis, from :func:`~sklearn_convfeat._shapes.pool_starts`.
+        The regions along each axis, from :func:`~sklearn_convfeat._shapes.pool_regions`.
     mode : {'max', 'avg'}
+
+    Returns
+    -------
+    pooled : ndarray of shape (n, len(row starts), len(col starts), n_filters)
     """
-    reduce = np.maximum if mode == "max" else np.add
-    (row_starts, row_stop), (col_starts, col_stop) = rows, cols
-    pooled = reduce.reduceat(maps[:, :row_stop], row_starts, axis=1)
-    pooled = reduce.reduceat(pooled[:, :, :col_stop], col_starts, axis=2)
-    if mode == "avg":
-        row_counts = np.diff(np.append(row_starts, row_stop))
-        col_counts = np.diff(np.append(col_starts, col_stop))
-        pooled /= np.outer(row_counts, col_counts)[None, :, :, None].astype(np.float32)
-    return pooled
+    return _pool_planned(maps, (_axis_plan(*rows), _axis_plan(*cols)), mode)
 
 
-def feature_maps(images, filters, *, stride, padding, activation, pooling, pool_size, pool_grid):
-    """Convolution, activation and pooling of one batch: ``(n, out_rows, out_cols, n_filters)``."""
-    maps = conv2d(images, filters, stride=stride, padding=padding)
-    rows, cols = pool_regions(maps.shape[1:3], pool_size, pool_grid)
-    if pooling == "max" and activation in MONOTONE_ACTIVATIONS:
-        return ACTIVATIONS[activation](pool(maps, rows, cols, pooling))
-    return pool(ACTIVATIONS[activation](maps), rows, cols, pooling)
+def choose_method(image_shape, filter_shape, stride, padding):
+    """``'gemm'`` or ``'fft'``: the faster path for these shapes, from a measured cost model.
+
+    Per filter, the GEMM costs ``h * w * C`` multiply-adds per output position; the FFT costs
+    about ``FFT_COST_PER_LOG_POINT * log2(P) + FFT_COST_PER_CHANNEL * C`` per point of the padded
+    image (``P`` points) whatever the stride, as it computes every position.
+    """
+    _, rows, cols, channels = filter_shape
+    out_rows, out_cols = map_shape(image_shape, (rows, cols), stride, padding)
+    (top, bottom), (left, right) = padding_widths((rows, cols), padding)
+    points = (image_shape[0] + top + bottom) * (image_shape[1] + left + right)
+    gemm = out_rows * out_cols * rows * cols * channels
+    fft = points * (FFT_COST_PER_LOG_POINT * math.log2(points) + FFT_COST_PER_CHANNEL * channels)
+    return "fft" if fft < gemm else "gemm"
+
+
+def _workspace(size):
+    """A reusable float32 buffer: ``take(shape)`` views its start as a C-contiguous array."""
+    flat = np.empty(size, dtype=np.float32)
+
+    def take(shape):
+        return flat[: math.prod(shape)].reshape(shape)
+
+    return take
+
+
+def _gemm_chunk_runner(padded, weights, filter_size, stride, plans, pooling, activation, space):
+    """A function computing the features of the images in the fixed buffer ``padded``.
+
+    ``padded`` holds a chunk of zero-padded channels-first images. The returned function turns
+    them into pooled features ``(n, out_rows, out_cols, n_filters)`` through im2col, a GEMM per
+    image, the activation and the pooling, in buffers taken from ``space``, reused at every
+    call. All views are made here, once: a chunk then costs a handful of NumPy calls.
+    """
+    n, channels, height, width = padded.shape
+    rows, cols = filter_size
+    taps, n_filters = weights.shape
+    out_rows = (height - rows) // stride + 1
+    out_cols = (width - cols) // stride + 1
+    s_n, s_c, s_y, s_x = padded.strides
+    # Per image, rows are filter taps (c, dy, dx), columns positions (i, j): each row is copied
+    # in runs along image rows, long even for grey images where a patch is only h * w values.
+    windows = as_strided(
+        padded,
+        shape=(n, channels, rows, cols, out_rows, out_cols),
+        strides=(s_n, s_c, s_y, s_x, s_y * stride, s_x * stride),
+        writeable=False,
+    )
+    patches_t = space["patches"](windows.shape)
+    maps = space["maps"]((n, out_rows * out_cols, n_filters))
+    maps_4d = maps.reshape(n, out_rows, out_cols, n_filters)
+    grid = tuple(
+        stop // regions if isinstance(regions, int) else len(regions) for regions, stop in plans
+    )
+    pooled_rows = space["rows"]((n, grid[0], out_cols, n_filters))
+    pooled = space["pooled"]((n, *grid, n_filters))
+    reduce = np.maximum if pooling == "max" else np.add
+    pool_rows = _axis_pooler(maps_4d, 1, plans[0], reduce, out=pooled_rows)
+    pool_cols = _axis_pooler(pooled_rows, 2, plans[1], reduce, out=pooled)
+    sizes = _region_sizes(plans) if pooling == "avg" else None
+    activate = ACTIVATIONS[activation]
+    pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
+    # One GEMM per image, which numpy loops over in C: BLAS rounds a row differently depending
+    # on the matrix's size, so a GEMM over the chunk would make a sample's features depend on
+    # its chunk, hence on batch_size and n_jobs.
+    patches = patches_t.reshape(n, taps, -1).transpose(0, 2, 1)
+
+    def run():
+        np.copyto(patches_t, windows)
+        np.matmul(patches, weights, out=maps)
+        if not pool_first:
+            activate(maps)
+        pool_rows()
+        pool_cols()
+        if sizes is not None:
+            np.divide(pooled, sizes, out=pooled)
+        if pool_first:
+            activate(pooled)
+        return pooled
+
+    return run
+
+
+def _fft_convolver(filters, padded_shape, stride, out_shape):
+    """A function from a padded channels-first chunk to its maps, by FFT.
+
+    The maps are channels-first: ``(n, n_filters, out_rows, out_cols)``.
+    """
+    height, width = padded_shape
+    out_rows, out_cols = out_shape
+    kernel = np.conj(scipy.fft.rfft2(filters.astype(np.float32), s=(height, width)))
+
+    def convolve(padded):
+        channels = padded.shape[1]
+        spectra = scipy.fft.rfft2(padded)
+        # Cross-correlation is a product with the conjugate spectrum, summed over channels.
+        product = spectra[:, None, 0] * kernel[None, :, 0]
+        for channel in range(1, channels):
+            product += spectra[:, None, channel] * kernel[None, :, channel]
+        # Circular correlation equals the linear one where the filter fits: invert the
+        # columns' transform only on the rows that are kept, then the rows' transform.
+        kept = scipy.fft.ifft(product, axis=2, overwrite_x=True)[:, :, : out_rows * stride : stride]
+        return scipy.fft.irfft(kept, n=width, axis=3)[:, :, :, : out_cols * stride : stride]
+
+    return convolve
+
+
+def chunk_bytes_per_image(image_shape, filter_shape, stride, padding, method):
+    """Bytes of the temporaries that one image adds to a chunk (its maps and patches/spectra)."""
+    n_filters, rows, cols, channels = filter_shape
+    (top, bottom), (left, right) = padding_widths((rows, cols), padding)
+    height, width = image_shape[0] + top + bottom, image_shape[1] + left + right
+    out_rows, out_cols = map_shape(image_shape, (rows, cols), stride, padding)
+    padded = 4 * height * width * channels
+    if method == "fft":
+        half = height * (width // 2 + 1)
+        # image spectra, the product, the rows kept after the first inverse, the real maps.
+        return (
+            padded + 8 * half * channels + 8 * half * n_filters * 2 + 4 * height * width * n_filters
+        )
+    # patches, maps and the maps pooled along rows.
+    return padded + 4 * out_rows * out_cols * (rows * cols * channels + 2 * n_filters)
+
+
+def chunk_size(image_shape, filter_shape, stride, padding, method):
+    """Images per chunk so that one chunk's temporaries stay within ``CHUNK_BYTES``."""
+    per_image = chunk_bytes_per_image(image_shape, filter_shape, stride, padding, method)
+    return max(1, CHUNK_BYTES // per_image)
+
+
+def feature_maps(
+    images,
+    filters,
+    *,
+    stride,
+    padding,
+    activation,
+    pooling,
+    pool_size,
+    pool_grid,
+    method="auto",
+    out=None,
+):
+    """Convolution, activation and pooling of one batch: ``(n, out_rows, out_cols, n_filters)``.
+
+    The batch is processed in cache-sized chunks whose size depends only on the shapes.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, H, W, C)
+    filters : ndarray of shape (n_filters, h, w, C), float32
+    stride, padding, activation, pooling, pool_size, pool_grid
+        As in :class:`~sklearn_convfeat.ConvFeatureTransformer`.
+    method : {'auto', 'gemm', 'fft'}, default='auto'
+        The convolution algorithm; ``'auto'`` uses :func:`choose_method`.
+    out : ndarray of shape (n, out_rows, out_cols, n_filters), default=None
+        Where to write the features.
+
+    Returns
+    -------
+    out : ndarray of shape (n, out_rows, out_cols, n_filters), float32
+    """
+    n, height, width, channels = images.shape
+    n_filters, rows, cols, _ = filters.shape
+    if method == "auto":
+        method = choose_method(images.shape[1:], filters.shape, stride, padding)
+    (top, bottom), (left, right) = padding_widths((rows, cols), padding)
+    out_shape = map_shape(images.shape[1:], (rows, cols), stride, padding)
+    regions = pool_regions(out_shape, pool_size, pool_grid)
+    plans = tuple(_axis_plan(*axis) for axis in regions)
+    grid = tuple(len(starts) for starts, _ in regions)
+    if out is None:
+        out = np.empty((n, *grid, n_filters), dtype=np.float32)
+    chunk = min(n, chunk_size(images.shape[1:], filters.shape, stride, padding, method))
+    # Zeroed once: the borders stay zero, each chunk only overwrites the inside.
+    padded_space = np.zeros(
+        (chunk, channels, height + top + bottom, width + left + right), dtype=np.float32
+    )
+    inside = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
+    filters_cf = filters.transpose(0, 3, 1, 2)
+    if method == "fft":
+        convolve = _fft_convolver(filters_cf, padded_space.shape[2:], stride, out_shape)
+        activate = ACTIVATIONS[activation]
+        pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
+
+        def run_chunk(padded):
+            maps = convolve(padded)
+            if not pool_first:
+                maps = activate(maps)
+            pooled = _pool_planned(maps, plans, pooling, channels_first=True)
+            return activate(pooled) if pool_first else pooled
+    else:
+        weights = np.ascontiguousarray(filters_cf.reshape(n_filters, -1), dtype=np.float32).T
+        positions = out_shape[0] * out_shape[1]
+        space = {
+            "patches": _workspace(chunk * positions * weights.shape[0]),
+            "maps": _workspace(chunk * positions * n_filters),
+            "rows": _workspace(chunk * grid[0] * out_shape[1] * n_filters),
+            "pooled": _workspace(chunk * grid[0] * grid[1] * n_filters),
+        }
+        # One runner per chunk size: the full chunk and, at most, a last shorter one.
+        runners = {}
+
+        def run_chunk(padded):
+            if len(padded) not in runners:
+                runners[len(padded)] = _gemm_chunk_runner(
+                    padded, weights, (rows, cols), stride, plans, pooling, activation, space
+                )
+            return runners[len(padded)]()
+
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        padded = padded_space[: stop - start]
+        np.copyto(padded[inside], images[start:stop].transpose(0, 3, 1, 2))
+        out[start:stop] = run_chunk(padded)
+    return out
 
 
 _blas_lock = threading.Lock()
@@ -131,12 +396,32 @@ def single_threaded_blas():
                 _blas_limiter = None
 
 
-def auto_batch_size(image_shape, filter_shape, stride, padding, budget_bytes=16 * 2**20):
-    """Images per batch so that one batch's temporaries (patches and maps) fit ``budget_bytes``."""
-    n_filters, rows, cols, channels = filter_shape
-    out_rows, out_cols = map_shape(image_shape, (rows, cols), stride, padding)
-    per_image = 4 * out_rows * out_cols * (rows * cols * channels + n_filters)
-    return max(1, budget_bytes // max(per_image, 1))
+def auto_batch_size(
+    image_shape,
+    filter_shape,
+    stride,
+    padding,
+    *,
+    n_samples,
+    n_threads,
+    method="auto",
+    budget_bytes=BATCH_BYTES,
+):
+    """Images per batch: whole chunks, within a memory budget, enough batches for the threads.
+
+    A batch's temporaries are its chunk's (about ``CHUNK_BYTES``) and, when the input is not
+    float32 already, its float32 copy, which ``budget_bytes`` bounds. With several threads,
+    each gets about four batches so that none waits long for the last one.
+    """
+    if method == "auto":
+        method = choose_method(image_shape, filter_shape, stride, padding)
+    chunk = chunk_size(image_shape, filter_shape, stride, padding, method)
+    per_image = 4 * math.prod(image_shape)
+    by_memory = max(1, budget_bytes // (per_image * chunk))
+    if n_threads == 1:
+        return chunk * by_memory
+    by_balance = max(1, math.ceil(n_samples / (4 * n_threads * chunk)))
+    return chunk * min(by_memory, by_balance)
 
 
 def transform_images(
@@ -151,12 +436,26 @@ def transform_images(
     pool_grid=None,
     batch_size=None,
     n_jobs=None,
+    method="auto",
     out=None,
 ):
     """Pooled features of all images, computed batch by batch into one output array.
 
     Batches run on ``n_jobs`` threads with BLAS limited to one thread each. A sample's features
     never depend on its batch, so the result is the same for any ``batch_size`` and ``n_jobs``.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, H, W, C)
+    filters : ndarray of shape (n_filters, h, w, C), float32
+    stride, padding, activation, pooling, pool_size, pool_grid, n_jobs
+        As in :class:`~sklearn_convfeat.ConvFeatureTransformer`.
+    batch_size : int, default=None
+        Images per batch; None for :func:`auto_batch_size`.
+    method : {'auto', 'gemm', 'fft'}, default='auto'
+        The convolution algorithm; ``'auto'`` uses :func:`choose_method`.
+    out : ndarray of shape (n, out_rows, out_cols, n_filters), default=None
+        Where to write the features.
 
     Returns
     -------
@@ -171,8 +470,19 @@ def transform_images(
         pool_grid=pool_grid,
     )
     n_samples = images.shape[0]
+    if method == "auto":
+        method = choose_method(images.shape[1:], filters.shape, stride, padding)
+    n_threads = effective_n_jobs(n_jobs)
     if batch_size is None:
-        batch_size = auto_batch_size(images.shape[1:], filters.shape, stride, padding)
+        batch_size = auto_batch_size(
+            images.shape[1:],
+            filters.shape,
+            stride,
+            padding,
+            n_samples=n_samples,
+            n_threads=n_threads,
+            method=method,
+        )
     if out is None:
         grid = pooled_shape(
             images.shape[1:], filters.shape[1:3], stride, padding, pool_size, pool_grid
@@ -180,14 +490,18 @@ def transform_images(
         out = np.empty((n_samples, *grid, filters.shape[0]), dtype=np.float32)
 
     def fill(batch):
-        out[batch] = feature_maps(
-            np.ascontiguousarray(images[batch], dtype=np.float32), filters, **params
+        feature_maps(
+            np.asarray(images[batch], dtype=np.float32),
+            filters,
+            method=method,
+            out=out[batch],
+            **params,
         )
 
     batches = list(gen_batches(n_samples, batch_size))
-    n_threads = min(effective_n_jobs(n_jobs), len(batches))
+    n_threads = min(n_threads, len(batches))
     with single_threaded_blas():
-        if n_threads == 1:
+        if n_threads <= 1:
             for batch in batches:
                 fill(batch)
         else:

@@ -1,0 +1,324 @@
+"""The convfeat command line, end to end as a subprocess on image folders made here."""
+
+import csv
+import fractions
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io as sio
+from image_folders import make_shapes_folder
+from PIL import Image
+
+from sklearn_convfeat._cli import MODEL_FORMAT, main
+from sklearn_convfeat.datasets import load_images
+
+REPO = Path(__file__).resolve().parents[1]
+# Small images and a small bank keep every command under a few seconds.
+SMALL = ["--image-size", "12", "--n-filters", "4", "--filter-size", "3", "--pool-size", "2"]
+
+
+def run(*args, cwd):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "sklearn_convfeat", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("convfeat") and "error:" in lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def listing(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return make_shapes_folder(tmp_path_factory.mktemp("shapes"), n_per_class=8)
+
+
+@pytest.fixture(scope="module")
+def trained(shapes, tmp_path_factory):
+    """A model trained by the command line, with its folder."""
+    work = tmp_path_factory.mktemp("model")
+    result = run("train", "--data", shapes, "--out", "model.skops", *SMALL, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "3 classes" in result.stdout
+    return work / "model.skops"
+
+
+def _table(stdout):
+    """{model name: accuracy mean} from a results table."""
+    rows = {}
+    for line in stdout.splitlines():
+        if "+/-" in line:
+            name, _, rest = line.partition("  ")
+            rows[name.strip()] = float(rest.split()[0])
+    return rows
+
+
+def test_no_arguments_runs_the_digits_comparison(tmp_path):
+    result = run(cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = _table(result.stdout)
+    assert set(rows) == {"raw pixels", "conv features"}
+    assert all(0.5 < accuracy <= 1 for accuracy in rows.values())
+    assert "5/5" in result.stderr  # the progress of the folds
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_prints_both_rows_and_progress(shapes, tmp_path):
+    result = run("evaluate", "--data", shapes, "--cv", "2", "--color", "rgb", *SMALL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = _table(result.stdout)
+    assert set(rows) == {"raw pixels", "conv features"}
+    assert all(0 <= accuracy <= 1 for accuracy in rows.values())
+    assert "24 images in 3 classes" in result.stderr
+    assert "conv features" in result.stderr and "2/2" in result.stderr
+
+
+def test_search_with_a_json_grid_writes_cv_results(shapes, tmp_path):
+    grid = json.dumps({"n_filters": [2, 4], "clf__C": [1.0]})
+    result = run(
+        "search",
+        "--data",
+        shapes,
+        "--cv",
+        "2",
+        "--grid",
+        grid,
+        "--csv",
+        "results.csv",
+        *SMALL,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    ranked = [line for line in result.stdout.splitlines() if "+/-" in line]
+    assert len(ranked) == 2
+    assert "n_filters=" in ranked[0] and "clf__C=1.0" in ranked[0]
+    with open(tmp_path / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(int(r["param_conv__n_filters"]) for r in rows) == [2, 4]
+    assert sorted(int(r["rank_test_score"]) for r in rows)[0] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_search_with_a_list_of_grids_from_a_json_file(shapes, tmp_path):
+    (tmp_path / "grid.json").write_text('[{"pool_size": [2, 3]}, {"pool_grid": [2]}]')
+    result = run(
+        "search", "--data", shapes, "--cv", "2", "--grid", "grid.json", *SMALL, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert len([line for line in result.stdout.splitlines() if "+/-" in line]) == 3
+
+
+def test_search_default_grid(shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    result = run_main(
+        ["search", "--data", shapes, "--cv", "2", "--top", "20", "--image-size", "12"], capsys
+    )
+    assert result.returncode == 0, result.stderr
+    ranked = [line for line in result.stdout.splitlines() if "+/-" in line]
+    assert len(ranked) == 8  # 2 banks x 2 filter sizes x 2 pooling windows
+    for line in ranked:
+        assert "filter_init=" in line and "filter_size=" in line and "pool_size=" in line
+
+
+def test_predict_matches_the_saved_pipeline(trained, shapes, tmp_path, capsys):
+    files = [shapes / "circle" / "circle_000.jpg", shapes / "triangle" / "triangle_001.png"]
+    result = run("predict", "--model", trained, *files, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+
+    saved = sio.load(trained, trusted=sio.get_untrusted_types(file=trained))
+    expected = saved["model"].predict_proba(
+        load_images(files, image_size=12, color_mode="grayscale")
+    )
+    assert saved["target_names"] == ["circle", "square", "triangle"]
+    for answer, file, proba in zip(answers, files, expected, strict=True):
+        assert answer["file"] == str(file)
+        assert answer["label"] == saved["target_names"][int(np.argmax(proba))]
+        assert answer["probability"] == pytest.approx(proba.max(), rel=1e-6)
+        assert list(answer["probabilities"]) == saved["target_names"]
+        assert sum(answer["probabilities"].values()) == pytest.approx(1)
+
+    text = run_main(["predict", "--model", trained, files[0]], capsys)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.strip() == (
+        f"{files[0]}: {answers[0]['label']} (probability {answers[0]['probability']:.2f})"
+    )
+
+
+def test_show_draws_filters(trained, tmp_path):
+    result = run("show", "--model", trained, "--out", "filters.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "filters.png") as picture:
+        assert picture.format == "PNG" and min(picture.size) > 50
+    assert [p.name for p in tmp_path.iterdir()] == ["filters.png"]
+
+
+def test_show_draws_feature_maps(trained, shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    image = shapes / "square" / "square_000.jpg"
+    result = run_main(["show", "--model", trained, "--out", "maps.png", "--image", image], capsys)
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "maps.png") as picture:
+        assert picture.format == "PNG" and min(picture.size) > 50
+    assert [p.name for p in tmp_path.iterdir()] == ["maps.png"]
+
+
+def _untrusted_model(path, payload):
+    sio.dump({"format": MODEL_FORMAT, "model": payload}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bad_folders(tmp_path_factory, shapes):
+    root = tmp_path_factory.mktemp("bad")
+    (root / "empty").mkdir()
+    make_shapes_folder(root / "single", n_per_class=3, shapes=("circle",))
+    corrupt = make_shapes_folder(root / "corrupt", n_per_class=3, shapes=("a", "b"))
+    (corrupt / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    odd = make_shapes_folder(root / "unsupported", n_per_class=3, shapes=("a", "b"))
+    (odd / "a" / "notes.txt").write_text("hello")
+    few = make_shapes_folder(root / "few", n_per_class=2, shapes=("a", "b"))
+    (root / "garbage.skops").write_bytes(b"PK\x03\x04 not a zip at all")
+    _untrusted_model(root / "fraction.skops", fractions.Fraction(1, 3))
+    _untrusted_model(root / "function.skops", np.save)
+    sio.dump({"something": "else"}, root / "foreign.skops")
+    return root, {"few": few}
+
+
+ERRORS = [
+    (["evaluate", "--data", "{bad}/missing"], ["missing: no such folder"]),
+    (["evaluate", "--data", "{bad}/empty"], ["no images found"]),
+    (["train", "--data", "{bad}/single", "--out", "m.skops"], ["one class only", "'circle'"]),
+    (["evaluate", "--data", "{bad}/corrupt"], ["broken.jpg: not a readable image"]),
+    (["train", "--data", "{bad}/unsupported", "--out", "m.skops"], ["notes.txt", "unsupported"]),
+    (["evaluate", "--data", "{bad}/few", "--cv", "3"], ["fewer than the 3 folds"]),
+    (["predict", "--model", "{bad}/nope.skops", "{img}"], ["nope.skops: no such model file"]),
+    (["predict", "--model", "{bad}/garbage.skops", "{img}"], ["not a readable model file"]),
+    (["predict", "--model", "{bad}/fraction.skops", "{img}"], ["untrusted", "fractions.Fraction"]),
+    (["show", "--model", "{bad}/function.skops", "--out", "f.png"], ["untrusted", "numpy"]),
+    (["predict", "--model", "{bad}/foreign.skops", "{img}"], ["not a model saved by"]),
+    (["predict", "--model", "{model}", "{bad}/garbage.skops"], ["garbage.skops: not a readable"]),
+    (["predict", "--model", "{model}", "{bad}/nothing.png"], ["nothing.png: no such file"]),
+    (["predict", "--model", "{model}", "{bad}"], ["is a folder, expected an image file"]),
+    (["search", "--data", "{data}", "--grid", "{{oops"], ["--grid: not valid JSON"]),
+    (["search", "--data", "{data}", "--grid", '{{"nope": [1]}}'], ["--grid", "nope"]),
+    (["show", "--model", "{model}", "--out", "f.xyz"], ["unknown picture format 'xyz'"]),
+    (["train", "--data", "{data}", "--out", "no/such/dir/m.skops"], ["no such folder"]),
+    (["evaluate", "--data", "{data}", "--image-size", "900000"], ["would need", "image_size"]),
+    (["evaluate"], ["--data"]),
+    (["evaluate", "--data", "{data}", "--n-jobs", "0"], ["--n-jobs", "non-zero"]),
+    (["evaluate", "--data", "{data}", "--image-size", "big"], ["--image-size"]),
+    (["frobnicate"], ["invalid choice"]),
+]
+
+
+def _format(args, bad_folders, trained, shapes):
+    root, _ = bad_folders
+    image = shapes / "circle" / "circle_000.jpg"
+    return [a.format(bad=root, img=image, model=trained, data=shapes) for a in args]
+
+
+def run_main(args, capsys):
+    """``main`` in this process: the same code path as the console script, without start-up."""
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's usage errors
+        status = exc.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, status, captured.out, captured.err)
+
+
+@pytest.mark.parametrize("args, fragments", ERRORS, ids=lambda v: " ".join(v)[:40])
+def test_errors_are_one_line_and_status_2(
+    args, fragments, bad_folders, trained, shapes, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    root, _ = bad_folders
+    before = listing(root)
+    assert_one_line_error(run_main(_format(args, bad_folders, trained, shapes), capsys), *fragments)
+    assert listing(root) == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_skip_errors_warns_and_goes_on(bad_folders, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    root, _ = bad_folders
+    args = ["evaluate", "--data", root / "corrupt", "--cv", "2", "--skip-errors", *SMALL]
+    result = run_main(args, capsys)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "broken.jpg" in warnings[0]
+    assert "6 images in 2 classes" in result.stderr
+    assert set(_table(result.stdout)) == {"raw pixels", "conv features"}
+
+
+# A missing folder, a corrupt image, an untrusted model and a usage error.
+REAL_PROCESS_ERRORS = [ERRORS[0], ERRORS[3], ERRORS[8], (["evaluate"], ["--data"])]
+
+
+@pytest.mark.parametrize("args, fragments", REAL_PROCESS_ERRORS, ids=lambda v: " ".join(v)[:40])
+def test_errors_in_a_real_process(args, fragments, bad_folders, trained, shapes, tmp_path):
+    assert_one_line_error(
+        run(*_format(args, bad_folders, trained, shapes), cwd=tmp_path), *fragments
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "--data", "{data}", "--out", "{out}", *SMALL],
+        ["search", "--data", "{data}", "--csv", "{out}", "--grid", '{{"n_filters": [2]}}'],
+        ["show", "--model", "{model}", "--out", "{out}"],
+    ],
+    ids=["train", "search", "show"],
+)
+def test_existing_output_is_kept_without_force(
+    command, trained, shapes, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "existing.png"
+    out.write_bytes(b"precious")
+    args = [a.format(data=shapes, model=trained, out=out) for a in command]
+    assert_one_line_error(run_main(args, capsys), "existing.png exists", "--force")
+    assert out.read_bytes() == b"precious"
+    assert list(tmp_path.iterdir()) == [out]
+
+    if command[0] == "show":
+        result = run_main([*args, "--force"], capsys)
+        assert result.returncode == 0, result.stderr
+        assert out.read_bytes().startswith(b"\x89PNG")
+        assert list(tmp_path.iterdir()) == [out]
+
+
+def test_interrupted_save_leaves_no_partial_file(shapes, tmp_path, monkeypatch, capsys):
+    def interrupted_dump(obj, file):
+        Path(file).write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sio, "dump", interrupted_dump)
+    status = main(["train", "--data", str(shapes), "--out", str(tmp_path / "m.skops"), *SMALL])
+    assert status == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
