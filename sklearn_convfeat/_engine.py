@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import scipy.fft
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, cpu_count, delayed
 from numpy.lib.stride_tricks import as_strided
 from sklearn.utils import gen_batches
 from threadpoolctl import threadpool_limits
@@ -398,6 +398,20 @@ def feature_maps(
     return out
 
 
+def thread_count(n_jobs):
+    """Threads that ``n_jobs`` asks for: None means 1, -1 all CPUs, -2 all but one, ...
+
+    Independent of any joblib backend in effect: the engine's threads write into one output
+    array, so they must be threads of this process, whatever backend the caller chose for its
+    own work (loky or dask inside ``parallel_backend``, for example).
+    """
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(1, cpu_count() + 1 + n_jobs)
+    return n_jobs
+
+
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limiter = None
@@ -510,7 +524,7 @@ def transform_images(
     n_samples = images.shape[0]
     if method == "auto":
         method = choose_method(images.shape[1:], filters.shape, stride, padding)
-    n_threads = effective_n_jobs(n_jobs)
+    n_threads = thread_count(n_jobs)
     if batch_size is None:
         batch_size = auto_batch_size(
             images.shape[1:],
@@ -544,5 +558,5 @@ def transform_images(
             for batch in batches:
                 fill(batch)
         else:
-            Parallel(n_jobs=n_threads, prefer="threads")(delayed(fill)(b) for b in batches)
+            Parallel(n_jobs=n_threads, backend="threading")(delayed(fill)(b) for b in batches)
     return out

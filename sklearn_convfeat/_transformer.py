@@ -4,13 +4,13 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ._engine import ACTIVATIONS, MAPS_PER_FILTER, transform_images
+from . import _dask
+from ._engine import ACTIVATIONS, MAPS_PER_FILTER, thread_count, transform_images
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
 from ._limits import (
     bank_bytes,
@@ -179,8 +179,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     n_jobs : int, default=None
         Number of threads that compute batches at the same time; the transform uses this
-        many cores in all (BLAS is limited to one thread per batch). ``None`` means 1 unless
-        in a :obj:`joblib.parallel_backend` context; ``-1`` means all cores. Results do not
+        many cores in all (BLAS is limited to one thread per batch). ``None`` means 1 and
+        ``-1`` all cores, whatever joblib backend is in effect: these are always threads of
+        this process, so inside ``GridSearchCV(n_jobs=...)`` leave it at None. Results do not
         depend on it.
 
     batch_size : int or 'auto', default='auto'
@@ -367,8 +368,11 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """``X`` as a numeric array of 2 to 4 dimensions with no empty axis, in its own dtype.
 
         The dtype is kept (booleans, integers and float16 included) so that ``transform`` can
-        check the range of the values before casting them to float32.
+        check the range of the values before casting them to float32. A dask array is checked
+        from its metadata only.
         """
+        if _dask.is_dask_array(X):
+            return _dask.check_dask_array(self, X, reset=reset)
         X = validate_data(
             self, X, reset=reset, allow_nd=True, dtype="numeric", ensure_min_features=1
         )
@@ -392,7 +396,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
                 (n_samples, H, W, C)
-            Training images. Random banks read only their shape.
+            Training images. Random banks read only their shape. A ``dask.array.Array`` is
+            checked from its metadata, without computing it.
 
         y : None
             Ignored.
@@ -426,6 +431,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             filter_size = filters.shape[1:3]
         eps = None
         if self.patch_norm or learnt:
+            if _dask.is_dask_array(X):
+                X = _dask.sample_rows(X, random_state)
             images = to_images(X, image_shape)
             patches = sample_patches(images, filter_size, self.max_patches, random_state)
             if self.patch_norm:
@@ -468,13 +475,17 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
                 (n_samples, H, W, C)
-            Images shaped as in ``fit``.
+            Images shaped as in ``fit``. A ``dask.array.Array`` chunked along the samples
+            gives a lazy result.
 
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_features_out) or \
                 (n_samples, rows, cols, n_filters), float32
-            The features; 4-D when ``flatten=False``.
+            The features; 4-D when ``flatten=False``. For a dask array, a dask array chunked
+            along the samples as ``X``, each block computed by this method on the matching
+            block of ``X`` (single-threaded: dask runs blocks in parallel); the errors below
+            then come from the blocks, when they are computed.
 
         Raises
         ------
@@ -490,6 +501,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
+        if _dask.is_dask_array(X):
+            return _dask.transform(self, X)
         images = self._to_images(X)
         pool_size = as_pair(self.pool_size)
         pool_grid = _pool_grids(self.pool_grid)
@@ -531,7 +544,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         batch = None
         if self.batch_size != "auto":
             n_batches = math.ceil(n_samples / self.batch_size)
-            batch = self.batch_size * min(effective_n_jobs(self.n_jobs), n_batches)
+            batch = self.batch_size * min(thread_count(self.n_jobs), n_batches)
         n_bytes = transform_bytes(
             n_samples,
             self.image_shape_,

@@ -4,7 +4,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from reference import reference_features
 
 from sklearn_convfeat import _engine
@@ -15,6 +15,7 @@ from sklearn_convfeat._engine import (
     chunk_bytes_per_image,
     chunk_size,
     pool,
+    thread_count,
     transform_images,
 )
 from sklearn_convfeat._shapes import pool_regions
@@ -185,3 +186,29 @@ def test_peak_memory_beyond_the_output_does_not_grow_with_n_samples():
         tracemalloc.stop()
         extra.append(peak)
     assert max(extra) <= bound, (extra, bound)
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2, -1])
+def test_threads_stay_in_process_under_any_joblib_backend(n_jobs):
+    """Batches write into one output array: a process backend chosen by the caller (as
+    GridSearchCV users do with parallel_backend) must not take them elsewhere."""
+    from joblib import parallel_backend
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(60, 9, 9, 1)).astype(np.float32)
+    filters = rng.normal(size=(3, 3, 3, 1)).astype(np.float32)
+    params = dict(pool_size=(2, 2), batch_size=10, n_jobs=n_jobs)
+    expected = transform_images(images, filters, **params)
+    with parallel_backend("loky", n_jobs=2):
+        got = transform_images(images, filters, **params)
+    assert_array_equal(got, expected)
+    assert_allclose(expected, reference_features(images, filters, pool_size=(2, 2)), atol=1e-5)
+
+
+def test_thread_count():
+    from joblib import cpu_count
+
+    assert thread_count(None) == 1
+    assert thread_count(3) == 3
+    assert thread_count(-1) == cpu_count()
+    assert thread_count(-cpu_count() - 5) == 1
