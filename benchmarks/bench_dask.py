@@ -77,6 +77,7 @@ def main():
         pooling="max",
         pool_size=4,
         pool_grid=None,
+        patch_norm=False,
         flatten=True,
         random_state=0,
     )

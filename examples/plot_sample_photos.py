@@ -52,7 +52,7 @@ print("training patches:", X_train.shape, "test patches:", X_test.shape)
 # -----------------------
 # The patches are colour images ``(n, 24, 24, 3)``, which the transformer takes as they are.
 model = make_pipeline(
-    ConvFeatureTransformer(n_filters=32, filter_size=5, pool_size=4, random_state=0),
+    ConvFeatureTransformer(n_filters=32, filter_size=5, random_state=0),
     StandardScaler(),
     LogisticRegression(max_iter=1000, C=0.1),
 )

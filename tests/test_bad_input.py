@@ -11,28 +11,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from scipy.signal import correlate2d
+from settings import SIMPLE
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError
 
-PARAMS = dict(
-    n_filters=4,
-    filter_size=3,
-    filter_init="gaussian",
-    image_shape=None,
-    stride=1,
-    padding="valid",
-    activation="relu",
-    pooling="max",
-    pool_size=2,
-    pool_grid=None,
-    patch_norm=False,
-    flatten=True,
-    random_state=0,
-    n_jobs=None,
-    batch_size="auto",
-)
+PARAMS = SIMPLE
 
 
 def make(**params):

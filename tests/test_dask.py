@@ -16,34 +16,16 @@ distributed = pytest.importorskip("distributed")
 
 import dask  # noqa: E402
 from joblib import parallel_backend  # noqa: E402
+from settings import make_conv  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 
-from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
 from sklearn_convfeat._dask import sample_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER_MEMORY = 500 * 2**20
-
-
-def make_conv(**params):
-    settings = dict(
-        n_filters=4,
-        filter_size=3,
-        filter_init="gaussian",
-        stride=1,
-        padding="valid",
-        activation="relu",
-        pooling="max",
-        pool_size=2,
-        pool_grid=None,
-        patch_norm=False,
-        flatten=True,
-        random_state=0,
-    )
-    return ConvFeatureTransformer(**{**settings, **params})
 
 
 def _fail(block):

@@ -6,24 +6,11 @@ import time
 
 import numpy as np
 import pytest
+from settings import SIMPLE
 
 from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits, _transformer
 
-PARAMS = dict(
-    n_filters=4,
-    filter_size=3,
-    filter_init="gaussian",
-    stride=1,
-    padding="valid",
-    activation="relu",
-    pooling="max",
-    pool_size=2,
-    pool_grid=None,
-    patch_norm=False,
-    random_state=0,
-    n_jobs=None,
-    batch_size="auto",
-)
+PARAMS = SIMPLE
 
 
 def make(**params):

@@ -8,27 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from settings import SIMPLE
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from sklearn_convfeat import ConvFeatureTransformer
 
-BASE = dict(
-    n_filters=5,
-    filter_size=3,
-    filter_init="gaussian",
-    stride=1,
-    padding="valid",
-    activation="relu",
-    pooling="max",
-    pool_size=2,
-    pool_grid=None,
-    flatten=True,
-    random_state=0,
-    n_jobs=None,
-    batch_size="auto",
-)
+# patch_norm on: its fitted epsilon must survive the round trips too.
+BASE = {**SIMPLE, "n_filters": 5, "patch_norm": True}
 
 VARIANTS = {
     "default": {},

@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from scipy.signal import correlate2d
+from settings import SIMPLE
 
 from sklearn_convfeat import ConvFeatureTransformer
 
@@ -180,23 +181,7 @@ ANY_VALUE = st.one_of(
     st.tuples(st.integers(-2, 10), st.floats(-2, 10)),
     st.lists(st.integers(-2, 10), max_size=4),
 )
-FUZZ_BASE = dict(
-    n_filters=3,
-    filter_size=3,
-    filter_init="gaussian",
-    image_shape=None,
-    stride=1,
-    padding="valid",
-    activation="relu",
-    pooling="max",
-    pool_size=2,
-    pool_grid=None,
-    patch_norm=False,
-    flatten=True,
-    random_state=0,
-    n_jobs=None,
-    batch_size="auto",
-)
+FUZZ_BASE = {**SIMPLE, "n_filters": 3}
 
 
 @SETTINGS
