@@ -107,23 +107,30 @@ def _axis_plan(starts, stop):
     return np.asarray(starts), stop
 
 
-def _axis_pool(maps, axis, plan, reduce):
-    """Pool ``maps`` along ``axis`` following ``plan``.
+def _axis_pooler(maps, axis, plan, reduce):
+    """A function pooling the fixed array ``maps`` along ``axis`` into a given ``out``.
 
+    The views are made once, so that a chunk of a few images costs one ufunc call per axis.
     Equal regions are one reduction over a view with the window as its own axis: one pass
     reads each value once, where ``reduceat`` or pairwise calls are several times slower.
     """
     regions, stop = plan
     if not isinstance(regions, int):
         head = maps[(slice(None),) * axis + (slice(0, stop),)]
-        return reduce.reduceat(head, regions, axis=axis)
+        return lambda out=None: reduce.reduceat(head, regions, axis=axis, out=out)
     windows = as_strided(
         maps,
         shape=maps.shape[:axis] + (stop // regions, regions) + maps.shape[axis + 1 :],
         strides=maps.strides[:axis] + (regions * maps.strides[axis],) + maps.strides[axis:],
         writeable=False,
     )
-    return reduce.reduce(windows, axis=axis + 1)
+    return lambda out=None: reduce.reduce(windows, axis=axis + 1, out=out)
+
+
+def _plan_length(plan):
+    """Number of regions of an axis plan."""
+    regions, stop = plan
+    return stop // regions if isinstance(regions, int) else len(regions)
 
 
 def _region_sizes(plans):
@@ -137,18 +144,41 @@ def _region_sizes(plans):
     return np.outer(row_counts, col_counts)[:, :, None].astype(np.float32)
 
 
-def _pool_planned(maps, plans, mode):
-    """Pool channels-last maps, rows then columns, with precomputed plans."""
+def _pool_planned(maps, plans, mode, out=None):
+    """Pool channels-last maps, rows then columns, with precomputed plans, into ``out``."""
     if mode == "ppv":
-        return _pool_planned(np.greater(maps, 0).astype(np.float32), plans, "avg")
+        return _pool_planned(np.greater(maps, 0).astype(np.float32), plans, "avg", out)
     if mode == "rms":
-        return np.sqrt(_pool_planned(np.square(maps), plans, "avg"))
+        pooled = _pool_planned(np.square(maps), plans, "avg", out)
+        return np.sqrt(pooled, out=pooled)
     reduce = np.maximum if mode == "max" else np.add
-    rows = _axis_pool(maps, 1, plans[0], reduce)
-    pooled = _axis_pool(rows, 2, plans[1], reduce)
+    rows = _axis_pooler(maps, 1, plans[0], reduce)()
+    pooled = _axis_pooler(rows, 2, plans[1], reduce)(out)
     if mode == "avg":
         pooled /= _region_sizes(plans)
     return pooled
+
+
+def _buffer_pooler(maps, plans, mode, rows_buffer):
+    """A function pooling the fixed buffer ``maps`` (max or avg, one grid) into ``out``.
+
+    All views are made here, once: for small images a chunk holds a few images, and the Python
+    overhead of building views at every chunk would cost as much as the arithmetic (and hold
+    the GIL that the other threads wait for).
+    """
+    reduce = np.maximum if mode == "max" else np.add
+    pool_rows = _axis_pooler(maps, 1, plans[0], reduce)
+    pool_cols = _axis_pooler(rows_buffer, 2, plans[1], reduce)
+    sizes = _region_sizes(plans) if mode == "avg" else None
+
+    def pool_into(out):
+        pool_rows(rows_buffer)
+        pool_cols(out)
+        if sizes is not None:
+            np.divide(out, sizes, out=out)
+        return out
+
+    return pool_into
 
 
 def pool(maps, rows, cols, mode):
@@ -278,21 +308,35 @@ def chunk_size(image_shape, filter_shape, stride, padding, method):
     return max(1, CHUNK_BYTES // per_image)
 
 
-def _encode_and_pool(maps, plans, *, activation, pooling, threshold):
-    """Activation and pooling of channels-last maps, over one grid of regions or a pyramid.
+def _encode_and_pool(maps, plans, out, *, activation, pooling, threshold, pool_into=None):
+    """Activation and pooling of channels-last maps into ``out``, over one grid or a pyramid.
 
-    ``plans`` holds one pair of axis plans per grid. Max pooling commutes with a non-decreasing
-    activation, so then each grid is pooled first and only the pooled values are activated.
+    ``plans`` holds one pair of axis plans per grid; with several (a pyramid), ``out`` is
+    ``(n, n_regions, n_maps)`` and receives the grids' regions one grid after the other. Max
+    pooling commutes with a non-decreasing activation, so then each grid is pooled first and
+    only the pooled values are activated. ``pool_into``, from :func:`_buffer_pooler` on
+    ``maps``, pools a single grid faster.
     """
     activate = ACTIVATIONS[activation]
-    if pooling == "max" and activation in MONOTONE_ACTIVATIONS:
-        levels = [activate(_pool_planned(maps, grid, pooling), threshold) for grid in plans]
-    else:
+    pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
+    if not pool_first:
         maps = activate(maps, threshold)
-        levels = [_pool_planned(maps, grid, pooling) for grid in plans]
-    if len(levels) == 1:
-        return levels[0]
-    return np.concatenate([level.reshape(len(maps), -1, level.shape[3]) for level in levels], 1)
+    if len(plans) == 1:
+        if pool_into is not None:
+            pooled = pool_into(out)
+        else:
+            pooled = _pool_planned(maps, plans[0], pooling, out=out)
+        if pool_first:
+            activate(pooled, threshold)
+        return
+    offset = 0
+    for grid in plans:
+        level = _pool_planned(maps, grid, pooling)
+        if pool_first:
+            level = activate(level, threshold)
+        regions = level.shape[1] * level.shape[2]
+        out[:, offset : offset + regions] = level.reshape(len(level), regions, -1)
+        offset += regions
 
 
 def feature_maps(
@@ -348,8 +392,8 @@ def feature_maps(
         tuple(_axis_plan(*axis) for axis in pool_regions(out_shape, pool_size, grid))
         for grid in grids
     ]
+    n_maps = n_filters * MAPS_PER_FILTER.get(activation, 1)
     if out is None:
-        n_maps = n_filters * MAPS_PER_FILTER.get(activation, 1)
         shape = features_shape(
             images.shape[1:], (rows, cols), n_maps, stride, padding, pool_size, pool_grid
         )
@@ -380,6 +424,14 @@ def feature_maps(
                 )
             return convolvers[len(padded)](padded)
 
+    # The GEMM path writes each chunk's maps into the same buffer, and every step up to pooling
+    # works in place on it: one grid of max or avg pooling can then use views built once.
+    buffer_pooling = (
+        method == "gemm" and len(plans) == 1 and pooling in ("max", "avg") and n_maps == n_filters
+    )
+    grid_rows = _plan_length(plans[0][0])
+    rows_space = _workspace(chunk * grid_rows * out_shape[1] * n_filters)
+    poolers = {}
     filter_sums = filters.sum(axis=(1, 2, 3))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -392,8 +444,17 @@ def feature_maps(
             maps /= np.sqrt(var + np.float32(patch_norm_eps))[..., None]
         if bias is not None:
             maps += bias
-        out[start:stop] = _encode_and_pool(
-            maps, plans, activation=activation, pooling=pooling, threshold=threshold
+        if buffer_pooling and len(maps) not in poolers:
+            rows_buffer = rows_space((len(maps), grid_rows, out_shape[1], n_filters))
+            poolers[len(maps)] = _buffer_pooler(maps, plans[0], pooling, rows_buffer)
+        _encode_and_pool(
+            maps,
+            plans,
+            out[start:stop],
+            activation=activation,
+            pooling=pooling,
+            threshold=threshold,
+            pool_into=poolers.get(len(maps)),
         )
     return out
 

@@ -117,15 +117,21 @@ def feature_gain(image_shape, filters, stride, padding, pooling, pool_size, pool
     A map value is a dot product of a filter with a patch, so Cauchy-Schwarz bounds it by the
     filter's norm times the patch's norm, at most ``sqrt(h * w * c) * max |pixel|``. The
     activations do not increase magnitudes; average pooling sums a region before dividing, so
-    the float32 sum can reach the region's area times the largest value.
+    the float32 sum can reach the region's area times the largest value. ``pool_grid`` may
+    be a list of grids (a pyramid): the largest region of any grid counts.
     """
     norms = np.sqrt(np.sum(np.square(filters, dtype=np.float64), axis=(1, 2, 3)))
     gain = math.sqrt(math.prod(filters.shape[1:])) * float(norms.max())
     if pooling == "avg":
         maps = map_shape(image_shape, filters.shape[1:3], stride, padding)
-        rows, cols = pool_regions(maps, pool_size, pool_grid)
-        for starts, stop in (rows, cols):
-            gain *= int(np.diff(np.append(starts, stop)).max())
+        grids = pool_grid if isinstance(pool_grid, list) else [pool_grid]
+        gain *= max(
+            math.prod(
+                int(np.diff(np.append(starts, stop)).max())
+                for starts, stop in pool_regions(maps, pool_size, grid)
+            )
+            for grid in grids
+        )
     return max(gain, 1.0)
 
 

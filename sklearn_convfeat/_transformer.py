@@ -506,17 +506,14 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         images = self._to_images(X)
         pool_size = as_pair(self.pool_size)
         pool_grid = _pool_grids(self.pool_grid)
-        gain = max(
-            feature_gain(
-                self.image_shape_,
-                self.filters_,
-                self.stride,
-                self.padding,
-                self.pooling,
-                pool_size,
-                grid,
-            )
-            for grid in (pool_grid if isinstance(pool_grid, list) else [pool_grid])
+        gain = feature_gain(
+            self.image_shape_,
+            self.filters_,
+            self.stride,
+            self.padding,
+            self.pooling,
+            pool_size,
+            pool_grid,
         )
         check_feature_range(max(float(X.max()), -float(X.min())), gain)
         self._check_transform_memory(X.shape[0])
