@@ -7,25 +7,22 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from settings import SIMPLE
 from threadpoolctl import threadpool_info
 
 from sklearn_convfeat import ConvFeatureTransformer
 
 N_THREADS = 6
 
-PARAMS = dict(
-    n_filters=8,
-    filter_size=3,
-    filter_init="gaussian",
-    stride=1,
-    padding="same",
-    activation="tanh",
-    pooling="avg",
-    pool_size=2,
-    pool_grid=None,
-    random_state=0,
-    batch_size=4,
-)
+PARAMS = {
+    **SIMPLE,
+    "n_filters": 8,
+    "padding": "same",
+    "activation": "tanh",
+    "pooling": "avg",
+    "patch_norm": True,
+    "batch_size": 4,
+}
 
 
 def snapshot(estimator):
@@ -63,7 +60,7 @@ def images():
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_threads_sharing_one_estimator_match_sequential_calls(images, n_jobs):
-    conv = ConvFeatureTransformer(**PARAMS, n_jobs=n_jobs).fit(images)
+    conv = ConvFeatureTransformer(**{**PARAMS, "n_jobs": n_jobs}).fit(images)
     # Any write to the filters during transform would raise.
     conv.filters_.setflags(write=False)
     chunks = [images[i::N_THREADS] for i in range(N_THREADS)]
@@ -82,7 +79,7 @@ def test_threads_sharing_one_estimator_match_sequential_calls(images, n_jobs):
 def test_threads_with_different_estimators_match_sequential_calls(images):
     estimators = [
         ConvFeatureTransformer(
-            **{**PARAMS, "n_filters": 2 + k, "random_state": k}, n_jobs=k % 2 + 1
+            **{**PARAMS, "n_filters": 2 + k, "random_state": k, "n_jobs": k % 2 + 1}
         )
         for k in range(N_THREADS)
     ]
@@ -95,7 +92,7 @@ def test_threads_with_different_estimators_match_sequential_calls(images):
 
 
 def test_transform_changes_no_state(images):
-    conv = ConvFeatureTransformer(**PARAMS, n_jobs=2).fit(images)
+    conv = ConvFeatureTransformer(**{**PARAMS, "n_jobs": 2}).fit(images)
     before = snapshot(conv)
     params = conv.get_params()
     conv.transform(images)
@@ -105,7 +102,7 @@ def test_transform_changes_no_state(images):
 
 
 def test_concurrent_transforms_restore_the_blas_thread_limits(images):
-    conv = ConvFeatureTransformer(**PARAMS, n_jobs=2).fit(images)
+    conv = ConvFeatureTransformer(**{**PARAMS, "n_jobs": 2}).fit(images)
     before = [(lib["prefix"], lib["num_threads"]) for lib in threadpool_info()]
     run_at_once([lambda: conv.transform(images)] * N_THREADS)
     assert [(lib["prefix"], lib["num_threads"]) for lib in threadpool_info()] == before

@@ -10,26 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from settings import SIMPLE
 from sklearn.base import clone
 
 from sklearn_convfeat import ConvFeatureTransformer
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PARAMS = dict(
-    n_filters=6,
-    filter_size=3,
-    filter_init="gaussian",
-    stride=1,
-    padding="same",
-    activation="relu",
-    pooling="max",
-    pool_size=2,
-    pool_grid=None,
-    random_state=0,
-    n_jobs=None,
-    batch_size="auto",
-)
+PARAMS = {**SIMPLE, "n_filters": 6, "padding": "same", "patch_norm": True}
 
 
 def make(**params):
