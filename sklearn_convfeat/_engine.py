@@ -326,14 +326,20 @@ def chunk_bytes_per_image(image_shape, filter_shape, stride, padding, method):
     height, width = image_shape[0] + top + bottom, image_shape[1] + left + right
     out_rows, out_cols = map_shape(image_shape, (rows, cols), stride, padding)
     padded = 4 * height * width * channels
+    # The maps and the maps pooled along rows.
+    maps = 4 * out_rows * out_cols * 2 * n_filters
     if method == "fft":
         half = height * (width // 2 + 1)
-        # image spectra, the product, the rows kept after the first inverse, the real maps.
+        # Image spectra; the product and each channel's term; the first inverse; the real
+        # maps before they are cut and made channels-last.
         return (
-            padded + 8 * half * channels + 8 * half * n_filters * 2 + 4 * height * width * n_filters
+            padded
+            + 8 * half * channels
+            + 8 * half * n_filters * 3
+            + 4 * height * width * n_filters
+            + maps
         )
-    # patches, maps and the maps pooled along rows.
-    return padded + 4 * out_rows * out_cols * (rows * cols * channels + 2 * n_filters)
+    return padded + 4 * out_rows * out_cols * rows * cols * channels + maps
 
 
 def chunk_size(image_shape, filter_shape, stride, padding, method):
@@ -577,6 +583,83 @@ def auto_batch_size(
         return chunk * by_memory
     by_balance = max(1, math.ceil(n_samples / (4 * n_threads * chunk)))
     return chunk * min(by_memory, by_balance)
+
+
+def working_bytes(
+    image_shape,
+    filter_shape,
+    stride,
+    padding,
+    *,
+    n_samples,
+    batch_size=None,
+    n_threads=1,
+    copies_input=True,
+    activation="relu",
+    pooling="max",
+    patch_norm=False,
+    method="auto",
+):
+    """Peak bytes that :func:`transform_images` allocates beyond its output.
+
+    Each thread at work holds one chunk's temporaries and, when the input is not float32
+    already (``copies_input``), the float32 copy of its batch. Checked against tracemalloc's
+    peak in ``tests/test_engine.py``.
+
+    Parameters
+    ----------
+    image_shape : (int, int, int)
+    filter_shape : (int, int, int, int)
+        ``(n_filters, h, w, channels)``.
+    stride, padding
+        As in :func:`transform_images`.
+    n_samples : int
+    batch_size : int, default=None
+        As in :func:`transform_images`; None for :func:`auto_batch_size`.
+    n_threads : int, default=1
+    copies_input : bool, default=True
+    activation, pooling : str, default='relu', 'max'
+        As in :func:`transform_images`.
+    patch_norm : bool, default=False
+        Whether patches are normalised (``patch_norm_eps`` given).
+    method : {'auto', 'gemm', 'fft'}, default='auto'
+
+    Returns
+    -------
+    n_bytes : int
+    """
+    if method == "auto":
+        method = choose_method(image_shape, filter_shape, stride, padding)
+    if batch_size is None:
+        batch_size = auto_batch_size(
+            image_shape,
+            filter_shape,
+            stride,
+            padding,
+            n_samples=n_samples,
+            n_threads=n_threads,
+            method=method,
+        )
+    batch = max(1, min(batch_size, n_samples))
+    chunk = min(batch, chunk_size(image_shape, filter_shape, stride, padding, method))
+    per_image = chunk_bytes_per_image(image_shape, filter_shape, stride, padding, method)
+    # What the encoding adds to a chunk, in float32 values per map value: the mean times the
+    # filters' sums for patch_norm; the negated maps and both halves for 'two_sided'; the
+    # squares for 'rms', the signs (bool, then float32) for 'ppv', of every map.
+    n_maps = MAPS_PER_FILTER.get(activation, 1)
+    extra = patch_norm + (1 + n_maps if n_maps > 1 else 0)
+    extra += {"rms": 1, "ppv": 1.25}.get(pooling, 0) * n_maps
+    n_filters, rows, cols, channels = filter_shape
+    positions = math.prod(map_shape(image_shape, (rows, cols), stride, padding))
+    per_thread = chunk * (per_image + math.ceil(4 * extra * positions * n_filters))
+    if method == "fft":
+        # The filters' spectra, made once per batch.
+        (top, bottom), (left, right) = padding_widths((rows, cols), padding)
+        half = (image_shape[0] + top + bottom) * ((image_shape[1] + left + right) // 2 + 1)
+        per_thread += 8 * half * n_filters * channels
+    if copies_input:
+        per_thread += batch * 4 * math.prod(image_shape)
+    return min(n_threads, math.ceil(n_samples / batch)) * per_thread
 
 
 def transform_images(

@@ -55,31 +55,19 @@ def format_bytes(n_bytes):
             return f"{n_bytes:.1f} {unit}"
 
 
-def transform_bytes(n_samples, image_shape, filter_shape, output_shape, stride, padding, batch):
-    """Bytes that a transform allocates: the float32 output and, if ``batch`` is given, the
-    temporaries of ``batch`` images at once (their patch matrix and their maps).
+def transform_bytes(n_samples, output_shape, working_bytes=0):
+    """Bytes that a transform allocates: its float32 output and the engine's working memory.
 
     Parameters
     ----------
     n_samples : int
-    image_shape : (int, int, int)
-    filter_shape : (int, int, int, int)
-        ``(n_filters, h, w, channels)``.
-    output_shape : (int, int, int)
-        ``(rows, cols, n_filters)`` of the features of one image.
-    stride : int
-    padding : {'valid', 'same'}
-    batch : int or None
-        Number of images whose temporaries exist at the same time (batch size times the
-        number of threads), or None to count the output only.
+    output_shape : tuple of int
+        The shape of the features of one image.
+    working_bytes : int, default=0
+        The engine's temporaries beyond the output, from
+        :func:`~sklearn_convfeat._engine.working_bytes`.
     """
-    output = 4 * n_samples * math.prod(output_shape)
-    if batch is None:
-        return output
-    n_filters, rows, cols, channels = filter_shape
-    positions = math.prod(map_shape(image_shape, (rows, cols), stride, padding))
-    per_image = 4 * positions * (rows * cols * channels + n_filters)
-    return output + min(batch, n_samples) * per_image
+    return 4 * n_samples * math.prod(output_shape) + working_bytes
 
 
 def bank_bytes(n_filters, filter_size, n_channels):

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from . import _dask
-from ._engine import ACTIVATIONS, MAPS_PER_FILTER, thread_count, transform_images
+from ._engine import ACTIVATIONS, MAPS_PER_FILTER, thread_count, transform_images, working_bytes
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
 from ._limits import (
     bank_bytes,
@@ -495,9 +495,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         TypeError
             If ``X`` is a sparse matrix.
         MemoryLimitError
-            If the features (and, with an integer ``batch_size``, the temporaries of the
-            batches computed at once) would need more memory than is available. Nothing is
-            allocated; transform ``X`` in chunks or make fewer features.
+            If the features and the working memory of the batches computed at once (their
+            chunks' maps and, for input that is not float32, their float32 copies) would need
+            more memory than is available. Nothing is allocated; transform ``X`` in chunks or
+            make fewer features.
         """
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
@@ -516,7 +517,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             pool_grid,
         )
         check_feature_range(max(float(X.max()), -float(X.min())), gain)
-        self._check_transform_memory(X.shape[0])
+        self._check_transform_memory(X)
         features = transform_images(
             images,
             self.filters_,
@@ -536,30 +537,32 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             return features.reshape(features.shape[0], -1)
         return features
 
-    def _check_transform_memory(self, n_samples):
-        """Fail before allocating if the features of ``n_samples`` images cannot fit in memory."""
-        batch = None
-        if self.batch_size != "auto":
-            n_batches = math.ceil(n_samples / self.batch_size)
-            batch = self.batch_size * min(thread_count(self.n_jobs), n_batches)
-        n_bytes = transform_bytes(
-            n_samples,
+    def _check_transform_memory(self, X):
+        """Fail before allocating if the features of ``X`` cannot fit in memory."""
+        n_samples = X.shape[0]
+        batch_size = None if self.batch_size == "auto" else self.batch_size
+        working = working_bytes(
             self.image_shape_,
             self.filters_.shape,
-            self.output_shape_,
             self.stride,
             self.padding,
-            batch,
+            n_samples=n_samples,
+            batch_size=batch_size,
+            n_threads=thread_count(self.n_jobs),
+            copies_input=X.dtype != np.float32,
+            activation=self.activation,
+            pooling=self.pooling,
+            patch_norm=self.patch_norm_eps_ is not None,
         )
         per_sample = 4 * math.prod(self.output_shape_)
         check_memory(
-            n_bytes,
+            transform_bytes(n_samples, self.output_shape_, working),
             f"The features of {n_samples} images ({n_samples} x "
             f"{' x '.join(map(str, self.output_shape_))} float32, {format_bytes(per_sample)} "
-            f"per image{'' if batch is None else ', with batch temporaries'})",
+            f"per image) and {format_bytes(working)} of working memory",
             "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
             "stride, or transform X in chunks (sklearn.utils.gen_batches)"
-            + ("." if batch is None else ", or a smaller batch_size or n_jobs."),
+            + ("." if batch_size is None else ", or a smaller batch_size or n_jobs."),
         )
 
     def _to_images(self, X):

@@ -188,6 +188,77 @@ def test_peak_memory_beyond_the_output_does_not_grow_with_n_samples():
     assert max(extra) <= bound, (extra, bound)
 
 
+# (image shape, filter shape, padding, input dtype, batch_size, n_jobs, method, encoding)
+WORKING_CASES = [
+    ((28, 28, 1), (32, 5, 5, 1), "valid", np.float32, None, 1, "gemm", {}),
+    ((28, 28, 1), (32, 5, 5, 1), "valid", np.float64, None, 1, "gemm", {}),
+    ((28, 28, 1), (32, 5, 5, 1), "same", np.float64, 7, 2, "gemm", {}),
+    ((32, 32, 3), (16, 5, 5, 3), "same", np.uint8, None, 2, "gemm", {}),
+    ((64, 64, 1), (8, 21, 21, 1), "valid", np.float32, None, 1, "fft", {}),
+    ((64, 64, 3), (8, 21, 21, 3), "same", np.float64, 5, 2, "fft", {}),
+    ((100, 100, 1), (64, 5, 5, 1), "same", np.float32, None, 1, "gemm", {}),
+    (
+        (28, 28, 1),
+        (32, 5, 5, 1),
+        "same",
+        np.float32,
+        None,
+        1,
+        "gemm",
+        {"patch_norm_eps": 0.1, "pool_grid": [(1, 1), (2, 2)], "pool_size": (1, 1)},
+    ),
+    (
+        (28, 28, 1),
+        (32, 5, 5, 1),
+        "same",
+        np.float32,
+        None,
+        1,
+        "gemm",
+        {"activation": "two_sided", "pooling": "rms"},
+    ),
+    ((28, 28, 1), (32, 5, 5, 1), "same", np.float32, None, 1, "gemm", {"pooling": "ppv"}),
+]
+
+
+@pytest.mark.parametrize(
+    "image_shape, filter_shape, padding, dtype, batch_size, n_jobs, method, encoding",
+    WORKING_CASES,
+)
+def test_working_bytes_bounds_the_peak_memory_beyond_the_output(
+    image_shape, filter_shape, padding, dtype, batch_size, n_jobs, method, encoding
+):
+    """The memory check counts at least what the engine allocates, and not much more."""
+    rng = np.random.default_rng(0)
+    n_samples = 200
+    images = (rng.random((n_samples, *image_shape)) * 100).astype(dtype)
+    filters = rng.standard_normal(filter_shape).astype(np.float32)
+    params = dict(padding=padding, pool_size=(4, 4), batch_size=batch_size, n_jobs=n_jobs)
+    params.update(method=method, **encoding)
+    out = transform_images(images, filters, **params)
+    tracemalloc.start()
+    transform_images(images, filters, out=out, **params)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    estimate = _engine.working_bytes(
+        image_shape,
+        filter_shape,
+        1,
+        padding,
+        n_samples=n_samples,
+        batch_size=batch_size,
+        n_threads=n_jobs,
+        copies_input=dtype != np.float32,
+        activation=encoding.get("activation", "relu"),
+        pooling=encoding.get("pooling", "max"),
+        patch_norm="patch_norm_eps" in encoding,
+        method=method,
+    )
+    assert peak <= estimate
+    if n_jobs == 1:  # with threads, their peaks need not coincide
+        assert estimate <= 3 * peak
+
+
 @pytest.mark.parametrize("n_jobs", [None, 2, -1])
 def test_threads_stay_in_process_under_any_joblib_backend(n_jobs):
     """Batches write into one output array: a process backend chosen by the caller (as

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from settings import SIMPLE
 
-from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits, _transformer
+from sklearn_convfeat import (
+    ConvFeatureTransformer,
+    MemoryLimitError,
+    _engine,
+    _limits,
+    _transformer,
+)
 
 PARAMS = SIMPLE
 
@@ -63,61 +69,70 @@ def test_format_bytes(n_bytes, text):
     assert _limits.format_bytes(n_bytes) == text
 
 
-def test_transform_bytes_counts_output_and_batch_temporaries():
-    # 100 images 32x32x3, 16 filters 5x5, valid: 28x28 maps; output 14x14x16 per image.
-    output = 4 * 100 * 14 * 14 * 16
-    assert (
-        _limits.transform_bytes(100, (32, 32, 3), (16, 5, 5, 3), (14, 14, 16), 1, "valid", None)
-        == output
-    )
-    patches_and_maps = 4 * 28 * 28 * (5 * 5 * 3 + 16)
-    assert (
-        _limits.transform_bytes(100, (32, 32, 3), (16, 5, 5, 3), (14, 14, 16), 1, "valid", 10)
-        == output + 10 * patches_and_maps
-    )
-    # A batch larger than the data holds only the data.
-    assert (
-        _limits.transform_bytes(3, (32, 32, 3), (16, 5, 5, 3), (14, 14, 16), 1, "valid", 10**9)
-        == 4 * 3 * 14 * 14 * 16 + 3 * patches_and_maps
-    )
+def test_transform_bytes_is_the_output_plus_the_working_memory():
+    # 100 images with 14x14x16 float32 features each.
+    assert _limits.transform_bytes(100, (14, 14, 16)) == 4 * 100 * 14 * 14 * 16
+    assert _limits.transform_bytes(100, (14, 14, 16), 12345) == 4 * 100 * 14 * 14 * 16 + 12345
 
 
 def test_transform_bytes_of_huge_inputs_is_exact_without_allocating():
     n_images, side, n_filters = 10**6, 10**4, 10**4
-    n_bytes = _limits.transform_bytes(
-        n_images, (side, side, 3), (n_filters, 1, 1, 3), (side, side, n_filters), 1, "same", None
-    )
+    n_bytes = _limits.transform_bytes(n_images, (side, side, n_filters))
     assert n_bytes == 4 * n_images * side * side * n_filters
+
+
+def _working_bytes(conv, X):
+    """The engine's working memory for ``conv.transform(X)`` (checked against tracemalloc's
+    peak in test_engine.py)."""
+    return _engine.working_bytes(
+        conv.image_shape_,
+        conv.filters_.shape,
+        conv.stride,
+        conv.padding,
+        n_samples=len(X),
+        batch_size=None if conv.batch_size == "auto" else conv.batch_size,
+        copies_input=X.dtype != np.float32,
+        activation=conv.activation,
+        pooling=conv.pooling,
+        patch_norm=conv.patch_norm_eps_ is not None,
+    )
 
 
 def test_transform_refuses_before_allocating_when_memory_is_short(monkeypatch):
     X = np.random.default_rng(0).random((50, 64))
     conv = make(n_filters=8).fit(X)
-    monkeypatch.setattr(_limits, "available_memory", lambda: 10_000)
+    # 30 images fit exactly; 50 images' 50 x 3 x 3 x 8 float32 features need 5760 B more.
+    available = 30 * 288 + _working_bytes(conv, X[:30])
+    assert 50 * 288 + _working_bytes(conv, X) > available
+    monkeypatch.setattr(_limits, "available_memory", lambda: available)
 
     def engine_must_not_run(*args, **kwargs):
         raise AssertionError("the engine ran before the memory check")
 
     monkeypatch.setattr(_transformer, "transform_images", engine_must_not_run)
-    # 50 images x 3 x 3 x 8 float32 = 14400 bytes > 10000.
     message = (
-        r"^The features of 50 images \(50 x 3 x 3 x 8 float32, 288 B per image\) would need "
-        r"14\.1 KiB, more than the 9\.8 KiB of memory available\. Use fewer filters "
-        r"\(n_filters\), a larger pool_size, a small pool_grid or a larger stride, or "
-        r"transform X in chunks"
+        r"^The features of 50 images \(50 x 3 x 3 x 8 float32, 288 B per image\) and "
+        r"[0-9.]+ [KM]iB of working memory would need [0-9.]+ [KM]iB, more than the "
+        r"[0-9.]+ [KM]iB of memory available\. Use fewer filters \(n_filters\), a larger "
+        r"pool_size, a small pool_grid or a larger stride, or transform X in chunks "
+        r"\(sklearn\.utils\.gen_batches\)\.$"
     )
     with pytest.raises(MemoryLimitError, match=message):
         conv.transform(X)
     monkeypatch.undo()
-    monkeypatch.setattr(_limits, "available_memory", lambda: 10_000)
+    monkeypatch.setattr(_limits, "available_memory", lambda: available)
     assert conv.transform(X[:30]).shape == (30, 72)
 
 
 def test_explicit_batch_size_counts_its_temporaries(monkeypatch):
     X = np.random.default_rng(0).random((50, 64))
     conv = make(n_filters=8, batch_size=50).fit(X)
-    monkeypatch.setattr(_limits, "available_memory", lambda: 20_000)
-    with pytest.raises(MemoryLimitError, match="with batch temporaries.*smaller batch_size"):
+    one_by_one = 50 * 288 + _working_bytes(conv.set_params(batch_size=1), X)
+    all_at_once = 50 * 288 + _working_bytes(conv.set_params(batch_size=50), X)
+    # A batch's float32 copy of its images (and, here, its maps) grows with batch_size.
+    assert all_at_once > one_by_one
+    monkeypatch.setattr(_limits, "available_memory", lambda: one_by_one)
+    with pytest.raises(MemoryLimitError, match="working memory.*smaller batch_size or n_jobs"):
         conv.transform(X)
     conv.set_params(batch_size=1).fit(X).transform(X)
 
