@@ -105,30 +105,39 @@ def feature_gain(image_shape, filters, stride, padding, pooling, pool_size, pool
     A map value is a dot product of a filter with a patch, so Cauchy-Schwarz bounds it by the
     filter's norm times the patch's norm, at most ``sqrt(h * w * c) * max |pixel|``. The
     activations do not increase magnitudes; average pooling sums a region before dividing, so
-    the float32 sum can reach the region's area times the largest value. ``pool_grid`` may
-    be a list of grids (a pyramid): the largest region of any grid counts.
+    the float32 sum can reach the region's area times the largest value. 'rms' pooling sums
+    squares: the gain then includes the square root of the area, and
+    :func:`check_feature_range` checks its square. ``pool_grid`` may be a list of grids (a
+    pyramid): the largest region of any grid counts.
     """
     norms = np.sqrt(np.sum(np.square(filters, dtype=np.float64), axis=(1, 2, 3)))
     gain = math.sqrt(math.prod(filters.shape[1:])) * float(norms.max())
-    if pooling == "avg":
+    if pooling in ("avg", "rms"):
         maps = map_shape(image_shape, filters.shape[1:3], stride, padding)
         grids = pool_grid if isinstance(pool_grid, list) else [pool_grid]
-        gain *= max(
+        area = max(
             math.prod(
                 int(np.diff(np.append(starts, stop)).max())
                 for starts, stop in pool_regions(maps, pool_size, grid)
             )
             for grid in grids
         )
+        gain *= area if pooling == "avg" else math.sqrt(area)
     return max(gain, 1.0)
 
 
-def check_feature_range(max_abs, gain):
-    """Raise ValueError if inputs up to ``max_abs`` could give features beyond float32's range."""
+def check_feature_range(max_abs, gain, squared=False):
+    """Raise ValueError if inputs up to ``max_abs`` could give features beyond float32's range.
+
+    ``squared`` (for 'rms' pooling) checks the square of ``max_abs * gain``, the largest sum
+    of squares.
+    """
+    largest = max_abs * gain
     # A factor 2 absorbs float32 rounding in the sums.
-    if 2 * max_abs * gain > FLOAT32_MAX:
+    if 2 * (largest * largest if squared else largest) > FLOAT32_MAX:
         raise ValueError(
             f"X holds values up to {max_abs:.3g} in magnitude: the features, up to {gain:.3g} "
-            f"times larger, could overflow float32 (max {FLOAT32_MAX:.3g}). Scale X down, "
+            f"times larger{' (and squared, for rms pooling)' if squared else ''}, could "
+            f"overflow float32 (max {FLOAT32_MAX:.3g}). Scale X down, "
             f"for example to [0, 1] (divide by 255) or with sklearn.preprocessing.StandardScaler."
         )

@@ -516,7 +516,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             pool_size,
             pool_grid,
         )
-        check_feature_range(max(float(X.max()), -float(X.min())), gain)
+        check_feature_range(
+            max(float(X.max()), -float(X.min())), gain, squared=self.pooling == "rms"
+        )
         self._check_transform_memory(X)
         features = transform_images(
             images,

@@ -184,3 +184,18 @@ def test_check_feature_range():
     _limits.check_feature_range(1e30, 1e6)
     with pytest.raises(ValueError, match=r"up to 1e\+33 in magnitude.*1e\+06 times larger"):
         _limits.check_feature_range(1e33, 1e6)
+
+
+def test_rms_pooling_checks_the_sum_of_squares():
+    """An all-ones filter on constant images m: maps 16 m, and rms pooling over 3x3 sums
+    9 * (16 m)^2, which overflows float32 from m = 3.8e17 while 16 m is far from it."""
+    ones = np.ones((2, 12, 12, 1), dtype=np.float32)
+    conv = make(
+        n_filters=1, filter_init=np.ones((1, 4, 4, 1)), activation="identity", pooling="rms"
+    ).set_params(pool_size=3)
+    conv.fit(ones)
+    features = conv.transform(ones * np.float32(1e17))
+    assert np.all(np.isfinite(features))
+    assert features.max() == pytest.approx(16e17, rel=1e-5)
+    with pytest.raises(ValueError, match=r"up to 1e\+18 .*squared, for rms pooling.*overflow"):
+        conv.transform(ones * np.float32(1e18))
