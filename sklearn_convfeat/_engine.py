@@ -297,6 +297,88 @@ def _gemm_convolver(padded, weights, filter_size, stride, space):
     return convolve
 
 
+def _phased_gemm_convolver(padded, weights, filter_size, stride, windows, space):
+    """Like :func:`_gemm_convolver`, with positions ordered for pooling equal windows.
+
+    For pooling windows of ``(wr, wc)`` positions, only the ``wr * (out_rows // wr)`` rows and
+    ``wc * (out_cols // wc)`` columns that are pooled are computed, and the column ``j = wc * u
+    + v`` of a map goes to phase ``v``: the maps are ``(n, wc, rows, out_cols // wc,
+    n_filters)``, so pooling reduces whole blocks (:func:`_phased_pooler`) instead of runs of
+    ``n_filters`` values. The image columns of each phase are gathered first, into
+    ``space["phases"]``: the patches are then copied in runs of ``rows * (out_cols // wc)``
+    values. The same products are summed in the same order as in :func:`_gemm_convolver`.
+    """
+    n, channels, height, width = padded.shape
+    rows, cols = filter_size
+    taps, n_filters = weights.shape
+    win_rows, win_cols = windows
+    out_rows = ((height - rows) // stride + 1) // win_rows * win_rows
+    units = ((width - cols) // stride + 1) // win_cols
+    # Column q of phase image p, row y: padded column stride * win_cols * u + q.
+    n_phases = stride * (win_cols - 1) + cols
+    used_rows = stride * (out_rows - 1) + rows
+    s_n, s_c, s_y, s_x = padded.strides
+    gather = as_strided(
+        padded,
+        shape=(n, channels, n_phases, used_rows, units),
+        strides=(s_n, s_c, s_x, s_y, s_x * stride * win_cols),
+        writeable=False,
+    )
+    phases = space["phases"](gather.shape)
+    p_n, p_c, p_q, p_y, p_u = phases.strides
+    # Tap (c, dy, dx) at position (v, i, u) reads phase stride * v + dx, row stride * i + dy.
+    taps_view = as_strided(
+        phases,
+        shape=(n, channels, rows, cols, win_cols, out_rows, units),
+        strides=(p_n, p_c, p_y, p_q, p_q * stride, p_y * stride, p_u),
+        writeable=False,
+    )
+    patches_t = space["patches"](taps_view.shape)
+    maps = space["maps"]((n, win_cols * out_rows * units, n_filters))
+    patches = patches_t.reshape(n, taps, -1).transpose(0, 2, 1)
+
+    def convolve():
+        np.copyto(phases, gather)
+        np.copyto(patches_t, taps_view)
+        np.matmul(patches, weights, out=maps)
+        return maps.reshape(n, win_cols, out_rows, units, n_filters)
+
+    return convolve
+
+
+def _phased_layout(values, windows):
+    """``(n, out_rows, out_cols)`` values (patch moments) in the maps' order of
+    :func:`_phased_gemm_convolver`: ``(n, wc, rows, out_cols // wc)``."""
+    win_rows, win_cols = windows
+    n, out_rows, out_cols = values.shape
+    rows, units = out_rows // win_rows * win_rows, out_cols // win_cols
+    kept = values[:, :rows, : units * win_cols].reshape(n, rows, units, win_cols)
+    return kept.transpose(0, 3, 1, 2)
+
+
+def _phased_pooler(maps, windows, mode, buffer):
+    """A function pooling the fixed maps of :func:`_phased_gemm_convolver` into ``out``.
+
+    Columns first, as one reduction over the phases (blocks of a whole phase), then rows, in
+    runs of a row of pooled columns.
+    """
+    n, win_cols, rows, units, n_filters = maps.shape
+    win_rows = windows[0]
+    reduce = np.maximum if mode == "max" else np.add
+    phases = maps.reshape(n, win_cols, -1)
+    by_rows = buffer.reshape(n, rows // win_rows, win_rows, units, n_filters)
+    area = np.float32(win_rows * win_cols)
+
+    def pool_into(out):
+        reduce.reduce(phases, axis=1, out=buffer)
+        reduce.reduce(by_rows, axis=2, out=out)
+        if mode == "avg":
+            np.divide(out, area, out=out)
+        return out
+
+    return pool_into
+
+
 def _fft_convolver(filters, padded_shape, stride, out_shape):
     """A function from a padded channels-first chunk to its channels-last maps, by FFT."""
     height, width = padded_shape
@@ -451,6 +533,27 @@ def feature_maps(
     )
     inside = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
     filters_cf = filters.transpose(0, 3, 1, 2)
+    # The GEMM path writes each chunk's maps into the same buffer, and every step up to pooling
+    # works in place on it: one grid of max or avg pooling can then use views built once, and
+    # equal windows of several columns a layout where pooling reduces whole blocks.
+    buffer_pooling = (
+        method == "gemm" and len(plans) == 1 and pooling in ("max", "avg") and n_maps == n_filters
+    )
+    (row_window, row_stop), (col_window, col_stop) = plans[0]
+    phased = (
+        buffer_pooling
+        and isinstance(row_window, int)
+        and isinstance(col_window, int)
+        and col_window > 1
+        and row_stop == out_shape[0] // row_window * row_window
+        and col_stop == out_shape[1] // col_window * col_window
+    )
+    windows = (row_window, col_window)
+    grid_rows = _plan_length(plans[0][0])
+    pooled_rows = grid_rows * out_shape[1]
+    if phased:
+        pooled_rows = max(pooled_rows, row_stop * (col_stop // col_window))
+    rows_space = _workspace(chunk * pooled_rows * n_filters)
     if method == "fft":
         fft_convolve = _fft_convolver(filters_cf, padded_space.shape[2:], stride, out_shape)
     else:
@@ -460,13 +563,12 @@ def feature_maps(
             "patches": _workspace(chunk * positions * weights.shape[0]),
             "maps": _workspace(chunk * positions * n_filters),
         }
-    # The GEMM path writes each chunk's maps into the same buffer, and every step up to pooling
-    # works in place on it: one grid of max or avg pooling can then use views built once.
-    buffer_pooling = (
-        method == "gemm" and len(plans) == 1 and pooling in ("max", "avg") and n_maps == n_filters
-    )
-    grid_rows = _plan_length(plans[0][0])
-    rows_space = _workspace(chunk * grid_rows * out_shape[1] * n_filters)
+        if phased:
+            n_phases = stride * (col_window - 1) + cols
+            used_rows = stride * (row_stop - 1) + rows
+            space["phases"] = _workspace(
+                chunk * channels * n_phases * used_rows * (col_stop // col_window)
+            )
     filter_sums = filters.sum(axis=(1, 2, 3))
 
     def make_step(size):
@@ -477,21 +579,28 @@ def feature_maps(
         """
         padded = padded_space[:size]
         target = padded[inside]
+        pool_into = None
         if method == "fft":
             convolve = partial(fft_convolve, padded)
+        elif phased:
+            convolve = _phased_gemm_convolver(padded, weights, (rows, cols), stride, windows, space)
+            maps = space["maps"]((size, col_window, row_stop, col_stop // col_window, n_filters))
+            buffer = rows_space((size, row_stop * (col_stop // col_window) * n_filters))
+            pool_into = _phased_pooler(maps, windows, pooling, buffer)
         else:
             convolve = _gemm_convolver(padded, weights, (rows, cols), stride, space)
-        pool_into = None
-        if buffer_pooling:
-            maps = space["maps"]((size, *out_shape, n_filters))
-            rows_buffer = rows_space((size, grid_rows, out_shape[1], n_filters))
-            pool_into = _buffer_pooler(maps, plans[0], pooling, rows_buffer)
+            if buffer_pooling:
+                maps = space["maps"]((size, *out_shape, n_filters))
+                rows_buffer = rows_space((size, grid_rows, out_shape[1], n_filters))
+                pool_into = _buffer_pooler(maps, plans[0], pooling, rows_buffer)
 
         def step(chunk_images, chunk_out):
             np.copyto(target, chunk_images.transpose(0, 3, 1, 2))
             maps = convolve()
             if patch_norm_eps is not None:
                 mean, var = patch_moments(chunk_images, (rows, cols), stride, padding)
+                if phased:
+                    mean, var = _phased_layout(mean, windows), _phased_layout(var, windows)
                 maps -= mean[..., None] * filter_sums
                 maps /= np.sqrt(var + np.float32(patch_norm_eps))[..., None]
             _encode_and_pool(

@@ -66,6 +66,36 @@ def test_every_path_matches_the_correlate2d_reference(
     assert_allclose(features, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize(
+    "stride, pool_size, pooling, activation",
+    [(1, (2, 3), "max", "relu"), (2, (3, 2), "avg", "relu"), (1, (4, 4), "max", "abs")],
+)
+def test_patch_norm_and_bias_are_pooled_like_the_unpooled_maps(
+    stride, pool_size, pooling, activation
+):
+    """Pooled features equal the unpooled ones pooled over whole windows by NumPy (the GEMM
+    path lays maps out for pooling, so patch moments must follow the same order)."""
+    rng = np.random.default_rng(5)
+    images = rng.standard_normal((4, 17, 19, 2)).astype(np.float32)
+    filters = rng.standard_normal((5, 3, 4, 2)).astype(np.float32)
+    params = dict(
+        stride=stride,
+        padding="same",
+        activation=activation,
+        pooling=pooling,
+        bias=rng.standard_normal(5).astype(np.float32),
+        patch_norm_eps=0.3,
+        method="gemm",
+    )
+    maps = transform_images(images, filters, pool_size=(1, 1), **params)
+    rows, cols = pool_size
+    n_rows, n_cols = maps.shape[1] // rows, maps.shape[2] // cols
+    windows = maps[:, : n_rows * rows, : n_cols * cols].reshape(4, n_rows, rows, n_cols, cols, 5)
+    expected = windows.max(axis=(2, 4)) if pooling == "max" else windows.mean(axis=(2, 4))
+    got = transform_images(images, filters, pool_size=pool_size, **params)
+    assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("method", ["gemm", "fft"])
 @pytest.mark.parametrize(
     "image_shape, filter_shape, stride, padding, pool_size, pool_grid",
