@@ -256,7 +256,42 @@ def _workspace(size):
     return take
 
 
-def _gemm_convolver(padded, weights, filter_size, stride, space):
+def _normaliser(patches_t, taps, eps):
+    """:func:`_patch_normaliser` on a patch buffer of any layout, or nothing if ``eps`` is None."""
+    if eps is None:
+        return lambda: None
+    return _patch_normaliser(patches_t.reshape(len(patches_t), taps, -1), eps)
+
+
+def _patch_normaliser(patches, eps):
+    """A function normalising, in place, each patch of the fixed ``(n, taps, positions)``
+    patch matrix to zero mean and unit variance (``eps`` added to the variance).
+
+    The patches are centred before their variance is taken, so float32 loses nothing to
+    cancellation; normalising the patches before the GEMM equals normalising the maps after
+    it, on ``taps`` instead of ``n_filters`` values per position.
+    """
+    n, taps, positions = patches.shape
+    mean = np.empty((n, 1, positions), dtype=np.float32)
+    scale = np.empty((n, 1, positions), dtype=np.float32)
+    squares = np.empty_like(patches)
+    eps = np.float32(eps)
+
+    def normalise():
+        np.add.reduce(patches, axis=1, keepdims=True, out=mean)
+        np.divide(mean, taps, out=mean)
+        np.subtract(patches, mean, out=patches)
+        np.square(patches, out=squares)
+        np.add.reduce(squares, axis=1, keepdims=True, out=scale)
+        np.divide(scale, taps, out=scale)
+        np.add(scale, eps, out=scale)
+        np.sqrt(scale, out=scale)
+        np.divide(patches, scale, out=patches)
+
+    return normalise
+
+
+def _gemm_convolver(padded, weights, filter_size, stride, space, patch_norm_eps=None):
     """A function computing the maps of the images in the fixed buffer ``padded``.
 
     ``padded`` holds a chunk of zero-padded channels-first images. The returned function turns
@@ -285,16 +320,20 @@ def _gemm_convolver(padded, weights, filter_size, stride, space):
     # on the matrix's size, so a GEMM over the chunk would make a sample's features depend on
     # its chunk, hence on batch_size and n_jobs.
     patches = patches_t.reshape(n, taps, -1).transpose(0, 2, 1)
+    normalise = _normaliser(patches_t, taps, patch_norm_eps)
 
     def convolve():
         np.copyto(patches_t, windows)
+        normalise()
         np.matmul(patches, weights, out=maps)
         return maps.reshape(n, out_rows, out_cols, n_filters)
 
     return convolve
 
 
-def _phased_gemm_convolver(padded, weights, filter_size, stride, windows, space):
+def _phased_gemm_convolver(
+    padded, weights, filter_size, stride, windows, space, patch_norm_eps=None
+):
     """Like :func:`_gemm_convolver`, with positions ordered for pooling equal windows.
 
     For pooling windows of ``(wr, wc)`` positions, only the ``wr * (out_rows // wr)`` rows and
@@ -333,24 +372,16 @@ def _phased_gemm_convolver(padded, weights, filter_size, stride, windows, space)
     patches_t = space["patches"](taps_view.shape)
     maps = space["maps"]((n, win_cols * out_rows * units, n_filters))
     patches = patches_t.reshape(n, taps, -1).transpose(0, 2, 1)
+    normalise = _normaliser(patches_t, taps, patch_norm_eps)
 
     def convolve():
         np.copyto(phases, gather)
         np.copyto(patches_t, taps_view)
+        normalise()
         np.matmul(patches, weights, out=maps)
         return maps.reshape(n, win_cols, out_rows, units, n_filters)
 
     return convolve
-
-
-def _phased_layout(values, windows):
-    """``(n, out_rows, out_cols)`` values (patch moments) in the maps' order of
-    :func:`_phased_gemm_convolver`: ``(n, wc, rows, out_cols // wc)``."""
-    win_rows, win_cols = windows
-    n, out_rows, out_cols = values.shape
-    rows, units = out_rows // win_rows * win_rows, out_cols // win_cols
-    kept = values[:, :rows, : units * win_cols].reshape(n, rows, units, win_cols)
-    return kept.transpose(0, 3, 1, 2)
 
 
 def _phased_pooler(maps, windows, mode, buffer):
@@ -580,12 +611,14 @@ def feature_maps(
         if method == "fft":
             convolve = partial(fft_convolve, padded)
         elif phased:
-            convolve = _phased_gemm_convolver(padded, weights, (rows, cols), stride, windows, space)
+            convolve = _phased_gemm_convolver(
+                padded, weights, (rows, cols), stride, windows, space, patch_norm_eps
+            )
             maps = space["maps"]((size, col_window, row_stop, col_stop // col_window, n_filters))
             buffer = rows_space((size, row_stop * (col_stop // col_window) * n_filters))
             pool_into = _phased_pooler(maps, windows, pooling, buffer)
         else:
-            convolve = _gemm_convolver(padded, weights, (rows, cols), stride, space)
+            convolve = _gemm_convolver(padded, weights, (rows, cols), stride, space, patch_norm_eps)
             if buffer_pooling:
                 maps = space["maps"]((size, *out_shape, n_filters))
                 rows_buffer = rows_space((size, grid_rows, out_shape[1], n_filters))
@@ -594,10 +627,9 @@ def feature_maps(
         def step(chunk_images, chunk_out):
             np.copyto(target, chunk_images.transpose(0, 3, 1, 2))
             maps = convolve()
-            if patch_norm_eps is not None:
+            if patch_norm_eps is not None and method == "fft":
+                # The GEMM path normalised the patches already.
                 mean, var = patch_moments(chunk_images, (rows, cols), stride, padding)
-                if phased:
-                    mean, var = _phased_layout(mean, windows), _phased_layout(var, windows)
                 maps -= mean[..., None] * filter_sums
                 maps /= np.sqrt(var + np.float32(patch_norm_eps))[..., None]
             _encode_and_pool(
@@ -750,14 +782,16 @@ def working_bytes(
     chunk = min(batch, chunk_size(image_shape, filter_shape, stride, padding, method))
     per_image = chunk_bytes_per_image(image_shape, filter_shape, stride, padding, method)
     # What the encoding adds to a chunk, in float32 values per map value: the mean times the
-    # filters' sums for patch_norm; the negated maps and both halves for 'two_sided'; the
-    # squares for 'rms', the signs (bool, then float32) for 'ppv', of every map.
+    # filters' sums for patch_norm (FFT path; the GEMM path squares the patches instead);
+    # the negated maps and both halves for 'two_sided'; the squares for 'rms', the signs
+    # (bool, then float32) for 'ppv', of every map.
     n_maps = MAPS_PER_FILTER.get(activation, 1)
     extra = patch_norm + (1 + n_maps if n_maps > 1 else 0)
     extra += {"rms": 1, "ppv": 1.25}.get(pooling, 0) * n_maps
     n_filters, rows, cols, channels = filter_shape
     positions = math.prod(map_shape(image_shape, (rows, cols), stride, padding))
-    per_thread = chunk * (per_image + math.ceil(4 * extra * positions * n_filters))
+    squares = patch_norm * positions * (rows * cols * channels + 2)
+    per_thread = chunk * (per_image + math.ceil(4 * (extra * positions * n_filters + squares)))
     if method == "fft":
         # The filters' spectra, made once per batch.
         (top, bottom), (left, right) = padding_widths((rows, cols), padding)

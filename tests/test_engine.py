@@ -248,6 +248,8 @@ WORKING_CASES = [
         {"activation": "two_sided", "pooling": "rms"},
     ),
     ((28, 28, 1), (32, 5, 5, 1), "same", np.float32, None, 1, "gemm", {"pooling": "ppv"}),
+    # More taps than filters: normalising the patches holds their squares.
+    ((32, 32, 3), (8, 9, 9, 3), "same", np.float32, None, 1, "gemm", {"patch_norm_eps": 0.1}),
 ]
 
 
