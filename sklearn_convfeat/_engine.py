@@ -449,7 +449,10 @@ def chunk_bytes_per_image(image_shape, filter_shape, stride, padding, method):
             + 4 * height * width * n_filters
             + maps
         )
-    return padded + 4 * out_rows * out_cols * rows * cols * channels + maps
+    # The columns of each phase when pooling windows of w >= 2 columns: at most
+    # (stride * (w - 1) + cols) / w <= stride + cols / 2 values per map column and image row.
+    phases = 4 * channels * height * math.ceil((stride + cols / 2) * out_cols)
+    return padded + phases + 4 * out_rows * out_cols * rows * cols * channels + maps
 
 
 def chunk_size(image_shape, filter_shape, stride, padding, method):
