@@ -450,8 +450,11 @@ def chunk_bytes_per_image(image_shape, filter_shape, stride, padding, method):
             + maps
         )
     # The columns of each phase when pooling windows of w >= 2 columns: at most
-    # (stride * (w - 1) + cols) / w <= stride + cols / 2 values per map column and image row.
-    phases = 4 * channels * height * math.ceil((stride + cols / 2) * out_cols)
+    # (stride * (w - 1) + cols) / w <= stride + cols / 2 values per map column and image row,
+    # and none with fewer than 2 map columns (else stride * (out_cols - 1) < width).
+    phases = 0
+    if out_cols >= 2:
+        phases = 4 * channels * height * math.ceil((min(stride, width) + cols / 2) * out_cols)
     return padded + phases + 4 * out_rows * out_cols * rows * cols * channels + maps
 
 
@@ -461,8 +464,39 @@ def chunk_size(image_shape, filter_shape, stride, padding, method):
     return max(1, CHUNK_BYTES // per_image)
 
 
+def _region_starts(plan):
+    """The start of every region of an axis plan."""
+    regions, stop = plan
+    return np.arange(0, stop, regions) if isinstance(regions, int) else np.asarray(regions)
+
+
+def _pyramid_steps(plans, pooling):
+    """How to pool the grids of a pyramid: ``(grid, source, plan)`` in the order to compute.
+
+    With max pooling, a grid whose regions are unions of a finer grid's (as 1x1 and 2x2 of
+    4x4 on maps of 28x28) is pooled from that grid's pooled values, ``source``, exactly: the
+    maps are read once instead of once per grid. Other grids have ``source`` None (the maps).
+    """
+    order = sorted(range(len(plans)), key=lambda i: -math.prod(map(_plan_length, plans[i])))
+    steps = []
+    for position, grid in enumerate(order):
+        source, plan = None, plans[grid]
+        for finer in order[:position] if pooling == "max" else []:
+            nested = []
+            for coarse_axis, fine_axis in zip(plans[grid], plans[finer], strict=True):
+                coarse, fine = _region_starts(coarse_axis), _region_starts(fine_axis)
+                if coarse_axis[1] != fine_axis[1] or not np.isin(coarse, fine).all():
+                    break
+                nested.append(_axis_plan(np.searchsorted(fine, coarse), len(fine)))
+            else:
+                source, plan = finer, tuple(nested)
+                break
+        steps.append((grid, source, plan))
+    return steps
+
+
 def _encode_and_pool(
-    maps, plans, out, *, activation, pooling, threshold, bias=None, pool_into=None
+    maps, plans, out, *, activation, pooling, threshold, bias=None, pool_into=None, pyramid=None
 ):
     """Bias, activation and pooling of channels-last maps into ``out``, one grid or a pyramid.
 
@@ -471,7 +505,8 @@ def _encode_and_pool(
     pooling commutes with adding a per-map constant and with a non-decreasing activation
     (rounding is non-decreasing too, so the result is the same to the bit): then the maps are
     pooled first and only the pooled values get the bias and the activation. ``pool_into``,
-    from :func:`_buffer_pooler` on ``maps``, pools a single grid faster.
+    from :func:`_buffer_pooler` on ``maps``, pools a single grid faster; ``pyramid``, from
+    :func:`_pyramid_steps`, says how to pool several.
     """
     activate = ACTIVATIONS[activation]
     pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
@@ -479,18 +514,18 @@ def _encode_and_pool(
         if bias is not None:
             maps += bias
         maps = activate(maps, threshold)
-    if len(plans) == 1:
+    if pyramid is None and len(plans) == 1:
         if pool_into is not None:
             pooled = pool_into(out)
         else:
             pooled = _pool_planned(maps, plans[0], pooling, out=out)
     else:
-        offset = 0
-        for grid in plans:
-            level = _pool_planned(maps, grid, pooling)
-            regions = level.shape[1] * level.shape[2]
-            out[:, offset : offset + regions] = level.reshape(len(level), regions, -1)
-            offset += regions
+        offsets = np.cumsum([0] + [math.prod(map(_plan_length, grid)) for grid in plans])
+        levels = {}
+        for grid, source, plan in pyramid or _pyramid_steps(plans, pooling):
+            level = _pool_planned(maps if source is None else levels[source], plan, pooling)
+            levels[grid] = level
+            out[:, offsets[grid] : offsets[grid + 1]] = level.reshape(len(level), -1, out.shape[2])
         pooled = out
     if pool_first:
         if bias is not None:
@@ -568,7 +603,10 @@ def feature_maps(
     # works in place on it: one grid of max or avg pooling can then use views built once, and
     # equal windows of several columns a layout where pooling reduces whole blocks.
     buffer_pooling = (
-        method == "gemm" and len(plans) == 1 and pooling in ("max", "avg") and n_maps == n_filters
+        method == "gemm"
+        and not isinstance(pool_grid, list)
+        and pooling in ("max", "avg")
+        and n_maps == n_filters
     )
     (row_window, row_stop), (col_window, col_stop) = plans[0]
     phased = (
@@ -601,6 +639,8 @@ def feature_maps(
                 chunk * channels * n_phases * used_rows * (col_stop // col_window)
             )
     filter_sums = filters.sum(axis=(1, 2, 3))
+    # A list of grids, even of one, gives features (n, n_regions, n_maps).
+    pyramid = _pyramid_steps(plans, pooling) if isinstance(pool_grid, list) else None
 
     def make_step(size):
         """Convolution, normalisation, activation and pooling of ``size`` images into ``out``.
@@ -644,6 +684,7 @@ def feature_maps(
                 threshold=threshold,
                 bias=bias,
                 pool_into=pool_into,
+                pyramid=pyramid,
             )
 
         return step

@@ -315,3 +315,29 @@ def test_thread_count():
     assert thread_count(3) == 3
     assert thread_count(-1) == cpu_count()
     assert thread_count(-cpu_count() - 5) == 1
+
+
+@pytest.mark.parametrize(
+    "grids",
+    [
+        [(1, 1), (2, 2), (4, 4)],
+        [(4, 4), (1, 1)],
+        [(3, 3), (2, 2), (1, 3)],
+        [(2, 3), (4, 6)],
+        [(2, 3)],
+    ],
+)
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_a_pyramid_is_its_grids_side_by_side(grids, pooling):
+    """Coarse grids pooled from finer ones (max pooling) equal grids pooled from the maps."""
+    rng = np.random.default_rng(6)
+    images = rng.standard_normal((3, 27, 28, 2)).astype(np.float32)
+    filters = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    params = dict(padding="same", activation="relu", pooling=pooling, pool_size=(1, 1))
+    pyramid = transform_images(images, filters, pool_grid=grids, **params)
+    alone = [transform_images(images, filters, pool_grid=grid, **params) for grid in grids]
+    expected = np.concatenate([grid.reshape(3, -1, 4) for grid in alone], axis=1)
+    if pooling == "max":
+        assert_array_equal(pyramid, expected)
+    else:  # sums may run in another order (rows or columns first) for a single grid
+        assert_allclose(pyramid, expected, rtol=1e-6, atol=1e-7)
