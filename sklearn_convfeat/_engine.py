@@ -15,6 +15,13 @@ How the work is laid out, and why:
   ``(channel, dy, dx)``: each row is then made of whole image rows, so the gather copies long
   contiguous runs even for grey images, where a patch is only ``h * w`` values. A float32
   matrix product with the filters per image (looped over in C) gives the maps, channels-last.
+  With ``patch_norm``, the patches are normalised before the product (on ``h * w * C``
+  values per position rather than ``n_filters``).
+- Pooling reads every map value once, so its cost is set by how many NumPy inner loops it
+  takes: for equal windows of several columns, the GEMM path orders positions by column
+  phase (:func:`_phased_gemm_convolver`) so that pooling reduces whole blocks; max pooling
+  commutes with the bias and monotone activations, which then touch only pooled values; and
+  coarse grids of a pyramid are pooled from finer ones.
 - The FFT path multiplies spectra (``scipy.fft``) and wins when filters are large; which path
   runs is chosen from a cost model measured on a 2-core x86 machine (see ``benchmarks/``).
 - *Batches* (many chunks) are the unit of work of the ``n_jobs`` threads. Every image goes
