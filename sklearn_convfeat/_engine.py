@@ -503,7 +503,17 @@ def _pyramid_steps(plans, pooling):
 
 
 def _encode_and_pool(
-    maps, plans, out, *, activation, pooling, threshold, bias=None, pool_into=None, pyramid=None
+    maps,
+    plans,
+    out,
+    *,
+    activation,
+    pooling,
+    threshold,
+    bias=None,
+    pool_into=None,
+    pyramid=None,
+    finish=True,
 ):
     """Bias, activation and pooling of channels-last maps into ``out``, one grid or a pyramid.
 
@@ -534,7 +544,7 @@ def _encode_and_pool(
             levels[grid] = level
             out[:, offsets[grid] : offsets[grid + 1]] = level.reshape(len(level), -1, out.shape[2])
         pooled = out
-    if pool_first:
+    if pool_first and finish:
         if bias is not None:
             pooled += bias
         activate(pooled, threshold)
@@ -646,6 +656,7 @@ def feature_maps(
                 chunk * channels * n_phases * used_rows * (col_stop // col_window)
             )
     filter_sums = filters.sum(axis=(1, 2, 3))
+    pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
     # A list of grids, even of one, gives features (n, n_regions, n_maps).
     pyramid = _pyramid_steps(plans, pooling) if isinstance(pool_grid, list) else None
 
@@ -692,6 +703,7 @@ def feature_maps(
                 bias=bias,
                 pool_into=pool_into,
                 pyramid=pyramid,
+                finish=not pool_first,
             )
 
         return step
@@ -702,6 +714,11 @@ def feature_maps(
         if stop - start not in steps:
             steps[stop - start] = make_step(stop - start)
         steps[stop - start](images[start:stop], out[start:stop])
+    if pool_first:
+        # Once for the batch: one large call instead of one per chunk of a few images.
+        if bias is not None:
+            out += bias
+        ACTIVATIONS[activation](out, threshold)
     return out
 
 
