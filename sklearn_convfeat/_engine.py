@@ -523,7 +523,8 @@ def _encode_and_pool(
     (rounding is non-decreasing too, so the result is the same to the bit): then the maps are
     pooled first and only the pooled values get the bias and the activation. ``pool_into``,
     from :func:`_buffer_pooler` on ``maps``, pools a single grid faster; ``pyramid``, from
-    :func:`_pyramid_steps`, says how to pool several.
+    :func:`_pyramid_steps`, says how to pool several. With ``finish=False``, pooled-first
+    values are left without bias and activation, for the caller to add once for many chunks.
     """
     activate = ACTIVATIONS[activation]
     pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
