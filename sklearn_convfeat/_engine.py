@@ -132,24 +132,6 @@ def _axis_pooler(maps, axis, plan, reduce):
     return lambda out=None: reduce.reduce(windows, axis=axis + 1, out=out)
 
 
-def _pairwise_pooler(maps, axis, window, stop, reduce):
-    """Like :func:`_axis_pooler` for equal regions of ``window`` values, one call per offset.
-
-    For a short window along an axis whose values are short runs (columns of channels-last
-    maps: runs of n_filters), 2 to 4 ufunc calls are about 10% faster on config A of
-    ``benchmarks/bench_speed.py`` than one reduction, and they add in the same order.
-    """
-    views = [maps[(slice(None),) * axis + (slice(k, stop, window),)] for k in range(window)]
-
-    def pool_into(out):
-        reduce(views[0], views[1], out=out)
-        for view in views[2:]:
-            reduce(out, view, out=out)
-        return out
-
-    return pool_into
-
-
 def _plan_length(plan):
     """Number of regions of an axis plan."""
     regions, stop = plan
@@ -191,11 +173,7 @@ def _buffer_pooler(maps, plans, mode, rows_buffer):
     """
     reduce = np.maximum if mode == "max" else np.add
     pool_rows = _axis_pooler(maps, 1, plans[0], reduce)
-    window, stop = plans[1]
-    if isinstance(window, int) and 1 < window <= 4:
-        pool_cols = _pairwise_pooler(rows_buffer, 2, window, stop, reduce)
-    else:
-        pool_cols = _axis_pooler(rows_buffer, 2, plans[1], reduce)
+    pool_cols = _axis_pooler(rows_buffer, 2, plans[1], reduce)
     sizes = _region_sizes(plans) if mode == "avg" else None
 
     def pool_into(out):
@@ -357,7 +335,8 @@ def _phased_gemm_convolver(
     win_rows, win_cols = windows
     out_rows = ((height - rows) // stride + 1) // win_rows * win_rows
     units = ((width - cols) // stride + 1) // win_cols
-    # Column q of phase image p, row y: padded column stride * win_cols * u + q.
+    # phases[q, y, u] = padded[y, stride * win_cols * u + q]: the image columns that phase
+    # positions read, for every offset q of a filter tap within a window of map columns.
     n_phases = stride * (win_cols - 1) + cols
     used_rows = stride * (out_rows - 1) + rows
     s_n, s_c, s_y, s_x = padded.strides
@@ -517,13 +496,14 @@ def _encode_and_pool(
 ):
     """Bias, activation and pooling of channels-last maps into ``out``, one grid or a pyramid.
 
-    ``plans`` holds one pair of axis plans per grid; with several (a pyramid), ``out`` is
+    ``plans`` holds one pair of axis plans per grid. For a pyramid (a list of grids, even of
+    one), ``pyramid`` from :func:`_pyramid_steps` says how to pool them, and ``out`` is
     ``(n, n_regions, n_maps)`` and receives the grids' regions one grid after the other. Max
     pooling commutes with adding a per-map constant and with a non-decreasing activation
     (rounding is non-decreasing too, so the result is the same to the bit): then the maps are
     pooled first and only the pooled values get the bias and the activation. ``pool_into``,
-    from :func:`_buffer_pooler` on ``maps``, pools a single grid faster; ``pyramid``, from
-    :func:`_pyramid_steps`, says how to pool several. With ``finish=False``, pooled-first
+    from :func:`_buffer_pooler` or :func:`_phased_pooler` on ``maps``, pools a single grid
+    faster. With ``finish=False``, pooled-first
     values are left without bias and activation, for the caller to add once for many chunks.
     """
     activate = ACTIVATIONS[activation]
@@ -532,7 +512,7 @@ def _encode_and_pool(
         if bias is not None:
             maps += bias
         maps = activate(maps, threshold)
-    if pyramid is None and len(plans) == 1:
+    if pyramid is None:
         if pool_into is not None:
             pooled = pool_into(out)
         else:
@@ -540,7 +520,7 @@ def _encode_and_pool(
     else:
         offsets = np.cumsum([0] + [math.prod(map(_plan_length, grid)) for grid in plans])
         levels = {}
-        for grid, source, plan in pyramid or _pyramid_steps(plans, pooling):
+        for grid, source, plan in pyramid:
             level = _pool_planned(maps if source is None else levels[source], plan, pooling)
             levels[grid] = level
             out[:, offsets[grid] : offsets[grid + 1]] = level.reshape(len(level), -1, out.shape[2])
