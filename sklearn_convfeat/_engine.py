@@ -241,21 +241,18 @@ def _workspace(size):
     return take
 
 
-def _normaliser(patches_t, taps, eps):
-    """:func:`_patch_normaliser` on a patch buffer of any layout, or nothing if ``eps`` is None."""
-    if eps is None:
-        return lambda: None
-    return _patch_normaliser(patches_t.reshape(len(patches_t), taps, -1), eps)
-
-
-def _patch_normaliser(patches, eps):
-    """A function normalising, in place, each patch of the fixed ``(n, taps, positions)``
-    patch matrix to zero mean and unit variance (``eps`` added to the variance).
+def _patch_normaliser(patches_t, taps, eps):
+    """A function normalising, in place, each patch of the fixed patch buffer ``patches_t``
+    (any layout of ``(n, taps, ...)``) to zero mean and unit variance, ``eps`` added to the
+    variance; a function doing nothing if ``eps`` is None.
 
     The patches are centred before their variance is taken, so float32 loses nothing to
     cancellation; normalising the patches before the GEMM equals normalising the maps after
     it, on ``taps`` instead of ``n_filters`` values per position.
     """
+    if eps is None:
+        return lambda: None
+    patches = patches_t.reshape(len(patches_t), taps, -1)
     n, taps, positions = patches.shape
     mean = np.empty((n, 1, positions), dtype=np.float32)
     scale = np.empty((n, 1, positions), dtype=np.float32)
@@ -305,7 +302,7 @@ def _gemm_convolver(padded, weights, filter_size, stride, space, patch_norm_eps=
     # on the matrix's size, so a GEMM over the chunk would make a sample's features depend on
     # its chunk, hence on batch_size and n_jobs.
     patches = patches_t.reshape(n, taps, -1).transpose(0, 2, 1)
-    normalise = _normaliser(patches_t, taps, patch_norm_eps)
+    normalise = _patch_normaliser(patches_t, taps, patch_norm_eps)
 
     def convolve():
         np.copyto(patches_t, windows)
@@ -358,7 +355,7 @@ def _phased_gemm_convolver(
     patches_t = space["patches"](taps_view.shape)
     maps = space["maps"]((n, win_cols * out_rows * units, n_filters))
     patches = patches_t.reshape(n, taps, -1).transpose(0, 2, 1)
-    normalise = _normaliser(patches_t, taps, patch_norm_eps)
+    normalise = _patch_normaliser(patches_t, taps, patch_norm_eps)
 
     def convolve():
         np.copyto(phases, gather)
@@ -457,13 +454,16 @@ def _region_starts(plan):
 
 
 def _pyramid_steps(plans, pooling):
-    """How to pool the grids of a pyramid: ``(grid, source, plan)`` in the order to compute.
+    """How to pool the grids of a pyramid: ``(grid, source, plan, regions)`` in the order to
+    compute, ``regions`` the slice of the features' regions that the grid fills.
 
     With max pooling, a grid whose regions are unions of a finer grid's (as 1x1 and 2x2 of
     4x4 on maps of 28x28) is pooled from that grid's pooled values, ``source``, exactly: the
     maps are read once instead of once per grid. Other grids have ``source`` None (the maps).
     """
-    order = sorted(range(len(plans)), key=lambda i: -math.prod(map(_plan_length, plans[i])))
+    sizes = [math.prod(map(_plan_length, grid)) for grid in plans]
+    offsets = np.cumsum([0, *sizes])
+    order = sorted(range(len(plans)), key=lambda i: -sizes[i])
     steps = []
     for position, grid in enumerate(order):
         source, plan = None, plans[grid]
@@ -477,58 +477,29 @@ def _pyramid_steps(plans, pooling):
             else:
                 source, plan = finer, tuple(nested)
                 break
-        steps.append((grid, source, plan))
+        steps.append((grid, source, plan, slice(offsets[grid], offsets[grid + 1])))
     return steps
 
 
-def _encode_and_pool(
-    maps,
-    plans,
-    out,
-    *,
-    activation,
-    pooling,
-    threshold,
-    bias=None,
-    pool_into=None,
-    pyramid=None,
-    finish=True,
-):
-    """Bias, activation and pooling of channels-last maps into ``out``, one grid or a pyramid.
+def _pool_chunk(maps, out, *, pooling, plan, pool_into=None, pyramid=None):
+    """Pool a chunk's channels-last maps into ``out``, over one grid or a pyramid.
 
-    ``plans`` holds one pair of axis plans per grid. For a pyramid (a list of grids, even of
-    one), ``pyramid`` from :func:`_pyramid_steps` says how to pool them, and ``out`` is
-    ``(n, n_regions, n_maps)`` and receives the grids' regions one grid after the other. Max
-    pooling commutes with adding a per-map constant and with a non-decreasing activation
-    (rounding is non-decreasing too, so the result is the same to the bit): then the maps are
-    pooled first and only the pooled values get the bias and the activation. ``pool_into``,
-    from :func:`_buffer_pooler` or :func:`_phased_pooler` on ``maps``, pools a single grid
-    faster. With ``finish=False``, pooled-first
-    values are left without bias and activation, for the caller to add once for many chunks.
+    ``plan`` is the pair of axis plans of a single grid, which ``pool_into`` (from
+    :func:`_buffer_pooler` or :func:`_phased_pooler` on ``maps``) pools faster when given. A
+    pyramid (a list of grids, even of one) comes as the steps of :func:`_pyramid_steps`; then
+    ``out`` is ``(n, n_regions, n_maps)`` and receives the grids' regions one after another.
     """
-    activate = ACTIVATIONS[activation]
-    pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
-    if not pool_first:
-        if bias is not None:
-            maps += bias
-        maps = activate(maps, threshold)
     if pyramid is None:
         if pool_into is not None:
-            pooled = pool_into(out)
+            pool_into(out)
         else:
-            pooled = _pool_planned(maps, plans[0], pooling, out=out)
-    else:
-        offsets = np.cumsum([0] + [math.prod(map(_plan_length, grid)) for grid in plans])
-        levels = {}
-        for grid, source, plan in pyramid:
-            level = _pool_planned(maps if source is None else levels[source], plan, pooling)
-            levels[grid] = level
-            out[:, offsets[grid] : offsets[grid + 1]] = level.reshape(len(level), -1, out.shape[2])
-        pooled = out
-    if pool_first and finish:
-        if bias is not None:
-            pooled += bias
-        activate(pooled, threshold)
+            _pool_planned(maps, plan, pooling, out=out)
+        return
+    levels = {}
+    for grid, source, grid_plan, regions in pyramid:
+        level = _pool_planned(maps if source is None else levels[source], grid_plan, pooling)
+        levels[grid] = level
+        out[:, regions] = level.reshape(len(level), -1, out.shape[2])
 
 
 def feature_maps(
@@ -637,6 +608,10 @@ def feature_maps(
                 chunk * channels * n_phases * used_rows * (col_stop // col_window)
             )
     filter_sums = filters.sum(axis=(1, 2, 3))
+    activate = ACTIVATIONS[activation]
+    # Max pooling commutes with adding a per-map constant and with a non-decreasing activation
+    # (rounding is non-decreasing too, so the result is the same to the bit): then the maps are
+    # pooled first, and the bias and activation touch only the pooled values, once per batch.
     pool_first = pooling == "max" and activation in MONOTONE_ACTIVATIONS
     # A list of grids, even of one, gives features (n, n_regions, n_maps).
     pyramid = _pyramid_steps(plans, pooling) if isinstance(pool_grid, list) else None
@@ -674,17 +649,17 @@ def feature_maps(
                 mean, var = patch_moments(chunk_images, (rows, cols), stride, padding)
                 maps -= mean[..., None] * filter_sums
                 maps /= np.sqrt(var + np.float32(patch_norm_eps))[..., None]
-            _encode_and_pool(
+            if not pool_first:
+                if bias is not None:
+                    maps += bias
+                maps = activate(maps, threshold)
+            _pool_chunk(
                 maps,
-                plans,
                 chunk_out,
-                activation=activation,
                 pooling=pooling,
-                threshold=threshold,
-                bias=bias,
+                plan=plans[0],
                 pool_into=pool_into,
                 pyramid=pyramid,
-                finish=not pool_first,
             )
 
         return step
@@ -699,7 +674,7 @@ def feature_maps(
         # Once for the batch: one large call instead of one per chunk of a few images.
         if bias is not None:
             out += bias
-        ACTIVATIONS[activation](out, threshold)
+        activate(out, threshold)
     return out
 
 
