@@ -1,32 +1,75 @@
 """An independent, slow reference: the seed's loop done right.
 
-A plain ``scipy.signal.correlate2d`` per image, filter and channel, then the activation and the
-pooling written out with Python loops. Shares no code with the package.
+A plain ``scipy.signal.correlate2d`` per image, filter and channel (or, with a patch
+normalisation, every patch cut out of the zero-padded image, normalised and multiplied with the
+filters), then the bias, the activation and the pooling written out with Python loops. Shares
+no code with the package.
 """
 
 import numpy as np
 from scipy.signal import correlate2d
 
+
+def _relu(v):
+    return np.maximum(v, 0.0)
+
+
+# Each activation of z, with the threshold t: a list of maps, concatenated along the maps axis.
 REFERENCE_ACTIVATIONS = {
-    "relu": lambda v: np.maximum(v, 0.0),
-    "abs": np.abs,
-    "tanh": np.tanh,
-    "identity": lambda v: v,
+    "relu": lambda z, t: [_relu(z - t)],
+    "abs": lambda z, t: [_relu(np.abs(z) - t)],
+    "tanh": lambda z, t: [np.tanh(z - t)],
+    "identity": lambda z, t: [z - t],
+    "two_sided": lambda z, t: [_relu(z - t), _relu(-z - t)],
+}
+
+# Each pooling mode, over the values of one region: (n_values, n_maps) -> (n_maps,).
+REFERENCE_POOLINGS = {
+    "max": lambda r: r.max(axis=0),
+    "avg": lambda r: r.mean(axis=0),
+    "rms": lambda r: np.sqrt(np.mean(r**2, axis=0)),
+    "ppv": lambda r: np.mean(r > 0, axis=0),
 }
 
 
-def reference_maps(image, filters, stride, padding):
-    """Maps ``(rows, cols, n_filters)`` of one ``(H, W, C)`` image, in float64."""
-    maps = []
-    for filt in filters:
-        total = sum(
-            correlate2d(
-                image[:, :, c].astype(np.float64), filt[:, :, c].astype(np.float64), mode=padding
+def _pad(image, size, padding):
+    """Zero padding of scipy.signal.correlate2d's 'same' mode: (k - 1) // 2 before, k // 2 after."""
+    if padding == "valid":
+        return image
+    (rows, cols) = size
+    return np.pad(image, (((rows - 1) // 2, rows // 2), ((cols - 1) // 2, cols // 2), (0, 0)))
+
+
+def reference_maps(image, filters, stride, padding, patch_norm_eps=None):
+    """Maps ``(rows, cols, n_filters)`` of one ``(H, W, C)`` image, in float64.
+
+    With ``patch_norm_eps``, every patch is brought to zero mean and unit variance (its values
+    over rows, columns and channels, ``patch_norm_eps`` added to the variance) before it meets
+    the filters.
+    """
+    image = image.astype(np.float64)
+    filters = filters.astype(np.float64)
+    if patch_norm_eps is None:
+        maps = []
+        for filt in filters:
+            total = sum(
+                correlate2d(image[:, :, c], filt[:, :, c], mode=padding)
+                for c in range(image.shape[2])
             )
-            for c in range(image.shape[2])
-        )
-        maps.append(total[::stride, ::stride])
-    return np.stack(maps, axis=-1)
+            maps.append(total[::stride, ::stride])
+        return np.stack(maps, axis=-1)
+    size = filters.shape[1:3]
+    padded = _pad(image, size, padding)
+    rows = range(0, padded.shape[0] - size[0] + 1, stride)
+    cols = range(0, padded.shape[1] - size[1] + 1, stride)
+    flat = filters.reshape(len(filters), -1)
+    maps = np.empty((len(rows), len(cols), len(filters)))
+    for i, y in enumerate(rows):
+        for j, x in enumerate(cols):
+            patch = padded[y : y + size[0], x : x + size[1]].ravel()
+            patch = (patch - patch.mean()) / np.sqrt(patch.var() + patch_norm_eps)
+            maps[i, j] = flat @ patch
+    return maps
 
 
 def _regions(length, pool_size, grid):
@@ -35,6 +78,20 @@ def _regions(length, pool_size, grid):
         return [((i * length) // n, ((i + 1) * length) // n) for i in range(n)]
     size = min(pool_size, length)
     return [(i * size, (i + 1) * size) for i in range(length // size)]
+
+
+def _pool(maps, pooling, pool_size, grid):
+    """``(rows, cols, n_maps)`` maps pooled over windows of ``pool_size`` or onto ``grid``."""
+    sizes = (None, None) if grid is not None else pool_size
+    grid = (None, None) if grid is None else grid
+    row_regions = _regions(maps.shape[0], sizes[0], grid[0])
+    col_regions = _regions(maps.shape[1], sizes[1], grid[1])
+    pooled = np.empty((len(row_regions), len(col_regions), maps.shape[2]))
+    for i, (r0, r1) in enumerate(row_regions):
+        for j, (c0, c1) in enumerate(col_regions):
+            region = maps[r0:r1, c0:c1].reshape(-1, maps.shape[2])
+            pooled[i, j] = REFERENCE_POOLINGS[pooling](region)
+    return pooled
 
 
 def reference_features(
@@ -47,20 +104,26 @@ def reference_features(
     pooling="max",
     pool_size=(1, 1),
     pool_grid=None,
+    bias=None,
+    patch_norm_eps=None,
+    threshold=0.0,
 ):
-    """Features ``(n, out_rows, out_cols, n_filters)`` of ``(n, H, W, C)`` images."""
-    grid = (None, None) if pool_grid is None else pool_grid
+    """Features of ``(n, H, W, C)`` images, in float64.
+
+    ``(n, out_rows, out_cols, n_maps)`` for windows of ``pool_size`` or one grid
+    ``pool_grid=(rows, cols)``; ``(n, n_regions, n_maps)`` for a pyramid, a list of
+    ``(rows, cols)`` grids whose regions are concatenated grid after grid. ``bias`` is added
+    to each filter's map before the activation.
+    """
     out = []
     for image in images:
-        maps = REFERENCE_ACTIVATIONS[activation](reference_maps(image, filters, stride, padding))
-        row_regions = _regions(maps.shape[0], pool_size[0], grid[0])
-        col_regions = _regions(maps.shape[1], pool_size[1], grid[1])
-        pooled = np.empty((len(row_regions), len(col_regions), maps.shape[2]))
-        for i, (r0, r1) in enumerate(row_regions):
-            for j, (c0, c1) in enumerate(col_regions):
-                region = maps[r0:r1, c0:c1]
-                pooled[i, j] = (
-                    region.max(axis=(0, 1)) if pooling == "max" else region.mean(axis=(0, 1))
-                )
-        out.append(pooled)
+        z = reference_maps(image, filters, stride, padding, patch_norm_eps)
+        if bias is not None:
+            z = z + np.asarray(bias, dtype=np.float64)
+        maps = np.concatenate(REFERENCE_ACTIVATIONS[activation](z, threshold), axis=-1)
+        if isinstance(pool_grid, list):
+            levels = [_pool(maps, pooling, None, grid) for grid in pool_grid]
+            out.append(np.concatenate([level.reshape(-1, maps.shape[2]) for level in levels]))
+        else:
+            out.append(_pool(maps, pooling, pool_size, pool_grid))
     return np.stack(out)

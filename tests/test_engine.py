@@ -32,9 +32,25 @@ CASES = [
     ((9, 9, 4), (7, 9, 9, 4), 1, "same", (2, 2), (2, 3)),
     ((20, 20, 1), (4, 13, 13, 1), 1, "valid", (3, 3), None),
     ((1, 30, 1), (3, 1, 7, 1), 2, "valid", (1, 4), None),
+    ((27, 28, 2), (4, 3, 3, 2), 1, "same", (1, 1), [(1, 1), (2, 2), (4, 4)]),
+    ((15, 14, 1), (5, 11, 11, 1), 1, "same", (1, 1), [(3, 2), (1, 1)]),
 ]
 
-ACTIVATION_POOLINGS = [("relu", "max"), ("abs", "max"), ("tanh", "avg"), ("identity", "avg")]
+# Every activation and every pooling mode, with max pooling after each non-monotone activation
+# (whose bias and activation cannot move after the pooling).
+ACTIVATION_POOLINGS = [
+    ("relu", "max"),
+    ("abs", "max"),
+    ("two_sided", "max"),
+    ("tanh", "avg"),
+    ("identity", "avg"),
+    ("relu", "rms"),
+    ("two_sided", "ppv"),
+    ("abs", "rms"),
+]
+
+# A bias, a patch normalisation and a threshold, or none of them.
+ENCODINGS = {"plain": {}, "bias-norm-threshold": {"bias": True, "patch_norm_eps": 0.3, "threshold": 0.1}}
 
 
 def _data(image_shape, filter_shape, n_images=5, seed=0):
@@ -44,11 +60,21 @@ def _data(image_shape, filter_shape, n_images=5, seed=0):
     return images, filters
 
 
+@pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("activation, pooling", ACTIVATION_POOLINGS)
 @pytest.mark.parametrize("image_shape, filter_shape, stride, padding, pool_size, pool_grid", CASES)
 def test_every_path_matches_the_correlate2d_reference(
-    method, activation, pooling, image_shape, filter_shape, stride, padding, pool_size, pool_grid
+    encoding,
+    method,
+    activation,
+    pooling,
+    image_shape,
+    filter_shape,
+    stride,
+    padding,
+    pool_size,
+    pool_grid,
 ):
     images, filters = _data(image_shape, filter_shape)
     params = dict(
@@ -58,7 +84,11 @@ def test_every_path_matches_the_correlate2d_reference(
         pooling=pooling,
         pool_size=pool_size,
         pool_grid=pool_grid,
+        **ENCODINGS[encoding],
     )
+    if params.get("bias"):
+        params["bias"] = np.random.default_rng(1).standard_normal(filter_shape[0])
+        params["bias"] = params["bias"].astype(np.float32)
     features = transform_images(images, filters, method=method, **params)
     expected = reference_features(images, filters, **params)
     assert features.dtype == np.float32
