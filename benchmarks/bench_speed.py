@@ -35,7 +35,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
-from sklearn_convfeat._engine import choose_method, transform_images  # noqa: E402
+from sklearn_convfeat._engine import pooled_features  # noqa: E402
+from sklearn_convfeat._plan import choose_method, make_plan  # noqa: E402
 
 # name: (n_images, image (H, W, C), n_filters, filter size)
 CONFIGS = {
@@ -76,6 +77,26 @@ def ours(filters, n_jobs):
         flatten=False,
         n_jobs=n_jobs,
     )
+
+
+def engine(images, filters, threads, method):
+    """Our engine on one path, forced: conv -> relu -> max pool of POOL windows."""
+    plan = make_plan(
+        image_shape=images.shape[1:],
+        filter_size=filters.shape[1:3],
+        n_filters=len(filters),
+        stride=1,
+        padding="valid",
+        activation="relu",
+        threshold=0.0,
+        pooling="max",
+        pool_size=POOL,
+        pool_grid=None,
+        flatten=False,
+        patch_norm=False,
+        method=method,
+    )
+    return pooled_features(images, plan, filters, n_jobs=threads)
 
 
 def timed(function):
@@ -151,15 +172,10 @@ def crossover(threads, repeats):
         for size in sizes:
             images, filters = make_data(n_images, image_shape, 64, size)
             times = [
-                best_time(
-                    lambda m=method, x=images, f=filters: transform_images(
-                        x, f, pool_size=(POOL, POOL), n_jobs=threads, method=m
-                    ),
-                    repeats,
-                )
+                best_time(lambda m=method, x=images, f=filters: engine(x, f, threads, m), repeats)
                 for method in ("gemm", "fft")
             ]
-            auto = choose_method(image_shape, filters.shape, 1, "valid")
+            auto = choose_method(image_shape, filters.shape[1:3], 1, "valid")
             print(
                 f"{str(image_shape):>10} {size:>7} {times[0]:>8.3f} {times[1]:>8.3f} "
                 f"{times[1] / times[0]:>9.2f} {auto:>5}"
@@ -227,7 +243,7 @@ def main():
         t_limit = flops / (2 * 2048**3) * t_gemm
         subset = max(2, n_images // 500)
         t_seed = timed(lambda x=images[:subset], f=filters: seed_loop(x, f))[0] * n_images / subset
-        path = choose_method(image_shape, filters.shape, 1, "valid")
+        path = choose_method(image_shape, filters.shape[1:3], 1, "valid")
         vs_torch, vs_limit = t_torch / t_ours, t_limit / t_ours
         print(
             f"{name:<4}{n_images:>7} {path:>5} {t_ours[:, 0].min():>7.3f} "
@@ -239,10 +255,7 @@ def main():
             # The engine with each path forced, to show the automatic choice is the faster.
             for method in ("gemm", "fft"):
                 t = best_time(
-                    lambda m=method, x=images, f=filters: transform_images(
-                        x, f, pool_size=(POOL, POOL), n_jobs=threads, method=m
-                    ),
-                    repeats,
+                    lambda m=method, x=images, f=filters: engine(x, f, threads, m), repeats
                 )
                 print(f"    C with the {method} path forced: {t:.3f} s")
     print(

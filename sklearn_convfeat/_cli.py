@@ -18,16 +18,17 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import __version__
-from ._engine import ACTIVATIONS
 from ._filters import FILTER_BANKS
 from ._optional import import_optional
 from ._transformer import ConvFeatureTransformer
+from ._variants import ACTIVATIONS
 
 MODEL_FORMAT = "sklearn-convfeat model 1"
 
@@ -468,7 +469,7 @@ def cmd_search(args):
     model = _conv_model(args)
     for candidate in grid:
         try:
-            model.set_params(**{k: v[0] for k, v in candidate.items()})
+            clone(model).set_params(**{k: v[0] for k, v in candidate.items()})
         except ValueError as exc:
             raise CommandError(f"--grid: {exc}".splitlines()[0]) from None
     bunch = _load_folder(args, min_per_class=args.cv)

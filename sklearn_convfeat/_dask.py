@@ -72,9 +72,8 @@ def _transform_block(block, estimator):
 def transform(estimator, X):
     """Lazy features of a dask array of images, one in-memory ``transform`` per block.
 
-    The shape and dtype of the output come from the in-memory path itself, run once on one
-    blank image: it also checks, before anything is computed, that ``X`` holds images like
-    those seen in fit.
+    The shape of the output comes from the estimator's plan; ``transform`` has already
+    checked, from the metadata, that ``X`` holds images like those seen in fit.
 
     Parameters
     ----------
@@ -93,8 +92,8 @@ def transform(estimator, X):
     # A snapshot, so that refitting the estimator later does not change this lazy result. It
     # runs single-threaded: dask already computes blocks in parallel.
     block_estimator = copy.deepcopy(estimator).set_params(n_jobs=None)
-    blank = block_estimator.transform(np.zeros((1, *X.shape[1:]), dtype=X.dtype))
-    sample_shape = blank.shape[1:]
+    plan = block_estimator._plan
+    sample_shape = (plan.n_features,) if plan.flatten else plan.output_shape
     n_axes = 1 + len(sample_shape)
     if n_axes < X.ndim:
         axes = {"drop_axis": list(range(n_axes, X.ndim))}
@@ -107,8 +106,8 @@ def transform(estimator, X):
         _transform_block,
         delayed(block_estimator, pure=True),
         chunks=(X.chunks[0], *((size,) for size in sample_shape)),
-        dtype=blank.dtype,
-        meta=blank[:0],
+        dtype=np.float32,
+        meta=np.empty((0, *sample_shape), dtype=np.float32),
         token="conv-features",
         **axes,
     )

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from ._shapes import map_shape, pool_regions
+from ._variants import POOLINGS
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -64,8 +64,8 @@ def transform_bytes(n_samples, output_shape, working_bytes=0):
     output_shape : tuple of int
         The shape of the features of one image.
     working_bytes : int, default=0
-        The engine's temporaries beyond the output, from
-        :func:`~sklearn_convfeat._engine.working_bytes`.
+        The engine's buffers beyond the output, from
+        :meth:`~sklearn_convfeat._plan.Plan.working_bytes`.
     """
     return 4 * n_samples * math.prod(output_shape) + working_bytes
 
@@ -99,45 +99,32 @@ def check_memory(n_bytes, what, advice, available=None):
         )
 
 
-def feature_gain(image_shape, filters, stride, padding, pooling, pool_size, pool_grid):
-    """An upper bound on ``max |feature| / max |pixel|`` (at least 1).
+def map_gain(filters):
+    """An upper bound on ``max |map| / max |pixel|`` for these filters (at least 1).
 
     A map value is a dot product of a filter with a patch, so Cauchy-Schwarz bounds it by the
-    filter's norm times the patch's norm, at most ``sqrt(h * w * c) * max |pixel|``. The
-    activations do not increase magnitudes; average pooling sums a region before dividing, so
-    the float32 sum can reach the region's area times the largest value. 'rms' pooling sums
-    squares: the gain then includes the square root of the area, and
-    :func:`check_feature_range` checks its square. ``pool_grid`` may be a list of grids (a
-    pyramid): the largest region of any grid counts.
+    filter's norm times the patch's norm, at most ``sqrt(h * w * c) * max |pixel|``.
     """
     norms = np.sqrt(np.sum(np.square(filters, dtype=np.float64), axis=(1, 2, 3)))
-    gain = math.sqrt(math.prod(filters.shape[1:])) * float(norms.max())
-    if pooling in ("avg", "rms"):
-        maps = map_shape(image_shape, filters.shape[1:3], stride, padding)
-        grids = pool_grid if isinstance(pool_grid, list) else [pool_grid]
-        area = max(
-            math.prod(
-                int(np.diff(np.append(starts, stop)).max())
-                for starts, stop in pool_regions(maps, pool_size, grid)
-            )
-            for grid in grids
-        )
-        gain *= area if pooling == "avg" else math.sqrt(area)
-    return max(gain, 1.0)
+    return max(math.sqrt(math.prod(filters.shape[1:])) * float(norms.max()), 1.0)
 
 
-def check_feature_range(max_abs, gain, squared=False):
+def check_feature_range(max_abs, filters, plan):
     """Raise ValueError if inputs up to ``max_abs`` could give features beyond float32's range.
 
-    ``squared`` (for 'rms' pooling) checks the square of ``max_abs * gain``, the largest sum
-    of squares.
+    The maps are bounded by :func:`map_gain`; the activations do not increase magnitudes; the
+    pooling mode says how large its sums over the plan's largest region can get (the sum of
+    squares, for 'rms').
     """
-    largest = max_abs * gain
+    magnitude = max_abs * map_gain(filters)
+    pooling = POOLINGS[plan.pooling]
+    largest = max(magnitude, pooling.largest(magnitude, plan.largest_region))
     # A factor 2 absorbs float32 rounding in the sums.
-    if 2 * (largest * largest if squared else largest) > FLOAT32_MAX:
+    if 2 * largest > FLOAT32_MAX:
         raise ValueError(
-            f"X holds values up to {max_abs:.3g} in magnitude: the features, up to {gain:.3g} "
-            f"times larger{' (and squared, for rms pooling)' if squared else ''}, could "
-            f"overflow float32 (max {FLOAT32_MAX:.3g}). Scale X down, "
-            f"for example to [0, 1] (divide by 255) or with sklearn.preprocessing.StandardScaler."
+            f"X holds values up to {max_abs:.3g} in magnitude: the maps could reach "
+            f"{magnitude:.3g}, and the {pooling.reduces} of {pooling.name} pooling "
+            f"{largest:.3g}, which could overflow float32 (max {FLOAT32_MAX:.3g}). Scale X "
+            f"down, for example to [0, 1] (divide by 255) or with "
+            f"sklearn.preprocessing.StandardScaler."
         )

@@ -1,4 +1,4 @@
-"""Shape handling: from scikit-learn's ``X`` to images, and the sizes of every stage.
+"""Shape handling: from scikit-learn's ``X`` to images, and the size of a convolution's output.
 
 Pure functions over shapes and arrays; nothing here knows about estimators.
 Images are always channels-last: ``(n_samples, height, width, channels)``.
@@ -80,6 +80,26 @@ def to_images(X, image_shape):
     return X.reshape((X.shape[0],) + tuple(image_shape))
 
 
+def check_sample_shape(sample_shape, image_shape, name):
+    """Raise ValueError unless samples of ``sample_shape`` hold images of ``image_shape``.
+
+    ``sample_shape`` is ``X.shape[1:]``: flat, ``(H, W)`` or ``(H, W, C)``; ``name`` is the
+    estimator's, for the message.
+    """
+    sample_shape = tuple(sample_shape)
+    if len(sample_shape) == 1:
+        matches = sample_shape[0] == math.prod(image_shape)
+    else:
+        given = sample_shape if len(sample_shape) == 3 else sample_shape + (1,)
+        matches = given == tuple(image_shape)
+    if not matches:
+        raise ValueError(
+            f"X holds samples of shape {sample_shape}, but {name} was fitted on images of "
+            f"shape {tuple(image_shape)} (height, width, channels); transform images of the "
+            f"shape seen in fit."
+        )
+
+
 def clip_filter_size(filter_size, image_shape):
     """The filter size, clipped so that a filter never exceeds the image."""
     rows, cols = as_pair(filter_size)
@@ -102,70 +122,3 @@ def conv_output_size(length, size, stride, padding):
     if padding == "same":
         return -(-length // stride)
     return (length - size) // stride + 1
-
-
-def pool_starts(length, pool_size=None, grid=None):
-    """Start indices and end of the pooling regions along one axis of a map of ``length``.
-
-    Regions are contiguous and non-overlapping: either windows of ``pool_size`` (clipped to the
-    map; a remainder shorter than a window is dropped, as in ``torch.nn.MaxPool2d``) or ``grid``
-    nearly equal regions that cover the whole axis (clipped to the map).
-
-    Returns
-    -------
-    starts : ndarray of int
-        First index of each region; region ``i`` ends where region ``i + 1`` starts.
-    stop : int
-        End of the last region.
-    """
-    if grid is not None:
-        n_regions = min(grid, length)
-        edges = (np.arange(n_regions + 1) * length) // n_regions
-        return edges[:-1], length
-    size = min(pool_size, length)
-    n_regions = length // size
-    return np.arange(n_regions) * size, n_regions * size
-
-
-def pool_regions(map_shape, pool_size=None, pool_grid=None):
-    """Pooling regions ``(starts, stop)`` along the rows and the columns of maps of ``map_shape``.
-
-    ``pool_grid``, when given, wins over ``pool_size``.
-    """
-    sizes = as_pair(pool_size) if pool_grid is None else (None, None)
-    grids = as_pair(pool_grid) if pool_grid is not None else (None, None)
-    return tuple(
-        pool_starts(length, size, grid)
-        for length, size, grid in zip(map_shape, sizes, grids, strict=True)
-    )
-
-
-def map_shape(image_shape, filter_size, stride, padding):
-    """The ``(rows, cols)`` of the feature maps of one image."""
-    return tuple(
-        conv_output_size(length, size, stride, padding)
-        for length, size in zip(image_shape[:2], filter_size, strict=True)
-    )
-
-
-def pooled_shape(image_shape, filter_size, stride, padding, pool_size=None, pool_grid=None):
-    """The ``(rows, cols)`` of the pooled features of one image."""
-    maps = map_shape(image_shape, filter_size, stride, padding)
-    return tuple(len(starts) for starts, _ in pool_regions(maps, pool_size, pool_grid))
-
-
-def features_shape(
-    image_shape, filter_size, n_maps, stride, padding, pool_size=None, pool_grid=None
-):
-    """The shape of the features of one image.
-
-    ``(rows, cols, n_maps)``, or ``(n_regions, n_maps)`` when ``pool_grid`` is a list of grids
-    (a spatial pyramid, whose regions are concatenated grid after grid).
-    """
-    if isinstance(pool_grid, list):
-        n_regions = sum(
-            math.prod(pooled_shape(image_shape, filter_size, stride, padding, None, grid))
-            for grid in pool_grid
-        )
-        return (n_regions, n_maps)
-    return (*pooled_shape(image_shape, filter_size, stride, padding, pool_size, pool_grid), n_maps)

@@ -1,6 +1,5 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,16 +9,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from . import _dask
-from ._engine import ACTIVATIONS, MAPS_PER_FILTER, thread_count, transform_images, working_bytes
+from ._engine import pooled_features
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
-from ._limits import (
-    bank_bytes,
-    check_feature_range,
-    check_memory,
-    feature_gain,
-    format_bytes,
-    transform_bytes,
-)
+from ._limits import bank_bytes, check_feature_range, check_memory, format_bytes, transform_bytes
 from ._patches import (
     fold_preprocessing,
     normalize_patches,
@@ -27,46 +19,30 @@ from ._patches import (
     sample_patches,
     zca_whitening,
 )
-from ._shapes import (
-    as_pair,
-    clip_filter_size,
-    features_shape,
-    pooled_shape,
-    resolve_image_shape,
-    to_images,
-)
+from ._plan import check_pair, make_plan, parse_pooling
+from ._shapes import check_sample_shape, clip_filter_size, resolve_image_shape, to_images
+from ._threads import thread_count
+from ._variants import ACTIVATIONS, POOLINGS
+
+# Parameters documented as not changing the features: they may change after fit.
+RUNTIME_PARAMETERS = frozenset({"n_jobs", "batch_size"})
 
 
 def _is_int(value):
     return isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_pair(name, value, minimum=1):
-    """Validate an int-or-pair parameter; return it as a pair of ints."""
-    values = (value, value) if _is_int(value) else value
-    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(map(_is_int, values)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
-    if min(values) < minimum:
-        raise ValueError(f"{name} must be >= {minimum} in each direction, got {value!r}.")
-    return int(values[0]), int(values[1])
-
-
-def _is_pyramid(pool_grid):
-    """A list of grids, or a tuple of grids that is not one ``(rows, cols)`` pair of ints."""
-    if isinstance(pool_grid, list):
-        return True
-    return isinstance(pool_grid, tuple) and not all(
-        isinstance(v, (int, np.integer)) for v in pool_grid
-    )
-
-
-def _pool_grids(pool_grid):
-    """``pool_grid`` as None, one ``(rows, cols)`` grid, or a list of them (a pyramid)."""
-    if pool_grid is None:
-        return None
-    if _is_pyramid(pool_grid):
-        return [as_pair(level) for level in pool_grid]
-    return as_pair(pool_grid)
+def _same_value(a, b):
+    """Whether two values of a parameter are the same setting: arrays by value, generators as
+    generators (they only seed fit), everything else by ``==``."""
+    if isinstance(a, np.random.RandomState) or isinstance(b, np.random.RandomState):
+        return isinstance(a, np.random.RandomState) and isinstance(b, np.random.RandomState)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and np.array_equal(a, b)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return a is b
 
 
 class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
@@ -139,23 +115,27 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         How values are combined inside each pooling region: maximum, mean, root mean square,
         or proportion of positive values (as ROCKET).
 
-    pool_size : int or (int, int), default=2
-        Size of the non-overlapping pooling windows (clipped to the maps). A remainder of the
-        map smaller than a window is dropped. 1 means no pooling. Used only when
-        ``pool_grid=None``.
+    pool_size : int, (int, int) or None, default=None
+        Pool over non-overlapping windows of this size (clipped to the maps); a remainder of
+        the map smaller than a window is dropped, and 1 means no pooling. Set either
+        ``pool_size`` or ``pool_grid``, not both; with neither, the pyramid described under
+        ``pool_grid``.
 
-    pool_grid : int, (int, int), list of grids or None, default=((1, 1), (2, 2), (4, 4))
+    pool_grid : int, (int, int), list of grids or None, default=None
         Pool each map onto a fixed grid of ``(rows, cols)`` nearly equal regions that cover
         the whole map, whatever the image size (for example 2 for quadrants, as Coates & Ng).
         A list of grids, each an int or a pair (or a tuple of pairs), is a spatial pyramid:
         the regions of every grid are concatenated, grid after grid, and the number of
-        features does not depend on the image size. ``flatten=False`` needs one grid or
-        ``None``. ``None`` pools over windows of ``pool_size``.
+        features does not depend on the image size; ``flatten=False`` needs one grid. With
+        neither ``pool_grid`` nor ``pool_size``: the pyramid ``((1, 1), (2, 2), (4, 4))``
+        (21 regions per map), or 2x2 windows when ``flatten=False`` (a pyramid has no map
+        layout).
 
     whiten : bool, default=True
         Whether banks learnt from patches are learnt on ZCA-whitened patches. The whitening
         (and the centring) is linear, so it is folded into ``filters_`` and ``bias_``:
-        transform applies the filters to the raw images. Random banks ignore it.
+        transform applies the filters to the raw images. Only for the banks learnt from
+        patches ('kmeans', 'patches', 'pca'): the others ignore it.
 
     patch_norm : bool, default=True
         Normalise every patch the filters see to zero mean and unit variance, in fit and in
@@ -166,16 +146,19 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     max_patches : int, default=10_000
         Size of the random sample of patches that learnt banks and ``patch_norm`` are fitted
-        on, so that fit stays fast on large ``X``.
+        on, so that fit stays fast on large ``X``. Without either (a random, Gabor or given
+        bank and ``patch_norm=False``), or when ``X`` has fewer patches, it has no effect.
 
     flatten : bool, default=True
         If True, ``transform`` returns ``(n_samples, n_features_out)``. If False, it returns
-        ``(n_samples, rows, cols, n_filters)`` images, so that another
-        ``ConvFeatureTransformer`` can follow in a pipeline.
+        ``(n_samples, rows, cols, n_maps)`` images, so that another
+        ``ConvFeatureTransformer`` can follow in a pipeline (then the pooling is windows or
+        one grid, by default 2x2 windows).
 
     random_state : int, RandomState instance or None, default=None
         Seeds the random filter banks and the sample of patches. Pass an int for reproducible
-        filters and features.
+        filters and features. A given array of filters, and a Gabor bank on grey images, use
+        no randomness.
 
     n_jobs : int, default=None
         Number of threads that compute batches at the same time; the transform uses this
@@ -206,8 +189,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     output_shape_ : tuple of int
         The shape of the features of one image: ``(rows, cols, n_maps)``, or
-        ``(n_regions, n_maps)`` with a pyramid of grids. ``n_maps`` is ``n_filters``, twice
-        that with ``activation='two_sided'``.
+        ``(n_regions, n_maps)`` with a pyramid of grids (the default). ``n_maps`` is
+        ``n_filters``, twice that with ``activation='two_sided'``.
 
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
@@ -237,8 +220,15 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     - in ``transform``, images of the shape seen in ``fit`` and, for a DataFrame, the same
       columns in the same order.
 
-    Random filters larger than the image are clipped to it (so are ``stride``, ``pool_size``
-    and ``pool_grid`` to the maps); a ``filter_init`` array must fit in the images.
+    Random filters larger than the image are clipped to it (so are ``pool_size`` and
+    ``pool_grid`` to the maps); a ``filter_init`` array must fit in the images.
+
+    ``fit`` decides, once, everything that depends only on the parameters and the image
+    shape (filter size, padding, convolution method, pooling regions, output shape, feature
+    names, working memory); ``transform`` runs that plan. So a parameter changed with
+    ``set_params`` acts at the next ``fit``; ``transform`` refuses to run a plan made for
+    other parameters (``n_jobs`` and ``batch_size`` excepted, which never change the
+    features).
     Before allocating, ``fit`` (random banks) and ``transform`` compare the memory they need
     with the memory available (``MemAvailable`` on Linux, else the physical memory) and raise
     :class:`~sklearn_convfeat.MemoryLimitError` if it does not fit.
@@ -272,12 +262,12 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         "stride": [Interval(Integral, 1, None, closed="left")],
         "padding": [StrOptions({"valid", "same"})],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "pooling": [StrOptions({"max", "avg", "rms", "ppv"})],
-        "pool_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "threshold": [Interval(Real, 0, None, closed="left")],
+        "pooling": [StrOptions(set(POOLINGS))],
+        "pool_size": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
         "pool_grid": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
         "whiten": ["boolean"],
         "patch_norm": ["boolean"],
-        "threshold": [Interval(Real, 0, None, closed="left")],
         "max_patches": [Interval(Integral, 1, None, closed="left")],
         "flatten": ["boolean"],
         "random_state": ["random_state"],
@@ -295,12 +285,12 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         stride=1,
         padding="same",
         activation="relu",
+        threshold=0.0,
         pooling="max",
-        pool_size=2,
-        pool_grid=((1, 1), (2, 2), (4, 4)),
+        pool_size=None,
+        pool_grid=None,
         whiten=True,
         patch_norm=True,
-        threshold=0.0,
         max_patches=10_000,
         flatten=True,
         random_state=None,
@@ -314,12 +304,12 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.stride = stride
         self.padding = padding
         self.activation = activation
+        self.threshold = threshold
         self.pooling = pooling
         self.pool_size = pool_size
         self.pool_grid = pool_grid
         self.whiten = whiten
         self.patch_norm = patch_norm
-        self.threshold = threshold
         self.max_patches = max_patches
         self.flatten = flatten
         self.random_state = random_state
@@ -327,28 +317,15 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
 
     def _check_params(self):
-        """Checks that the constraints cannot say: no booleans for ints, pairs, image_shape,
-        n_jobs."""
+        """Checks that the constraints cannot say: no booleans for ints, pairs, pooling,
+        image_shape, n_jobs."""
         # bool is an Integral for Python, but n_filters=True is a bug, not one filter.
         for name in ("n_filters", "stride", "n_jobs", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, got the boolean {value!r}.")
-        _check_pair("filter_size", self.filter_size)
-        _check_pair("pool_size", self.pool_size)
-        if _is_pyramid(self.pool_grid):
-            if not self.pool_grid:
-                raise ValueError("pool_grid as a list of grids (a pyramid) must not be empty.")
-            for level in self.pool_grid:
-                _check_pair("each grid of pool_grid", level)
-            if not self.flatten:
-                raise ValueError(
-                    f"pool_grid={self.pool_grid!r} is a list of grids (a spatial pyramid), whose "
-                    "regions cannot be laid out as maps; flatten=False needs one grid, as an int "
-                    "or a (rows, cols) tuple, or pool_grid=None to pool over pool_size windows."
-                )
-        elif self.pool_grid is not None:
-            _check_pair("pool_grid", self.pool_grid)
+        check_pair("filter_size", self.filter_size)
+        parse_pooling(self.pool_size, self.pool_grid, self.flatten)
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
             if not all(map(_is_int, shape)):
@@ -390,7 +367,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         return X
 
     def fit(self, X, y=None):
-        """Make the filter bank for images like those in ``X``.
+        """Make the filter bank and the plan of the transform for images like those in ``X``.
 
         Parameters
         ----------
@@ -412,23 +389,26 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=True)
         image_shape = resolve_image_shape(X.shape, self.image_shape)
         random_state = check_random_state(self.random_state)
-        filter_size = clip_filter_size(self.filter_size, image_shape)
-        learnt = isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS
-        if isinstance(self.filter_init, str):
+        is_named = isinstance(self.filter_init, str)
+        if is_named:
+            filter_size = clip_filter_size(self.filter_size, image_shape)
             check_memory(
                 bank_bytes(self.n_filters, filter_size, image_shape[2]),
                 f"A bank of {self.n_filters} filters of shape {filter_size + image_shape[2:]}",
                 "Use fewer filters (n_filters) or smaller ones (filter_size).",
             )
-        bias = np.zeros(self.n_filters)
-        if isinstance(self.filter_init, str) and self.filter_init in FILTER_BANKS:
-            make_bank = FILTER_BANKS[self.filter_init]
-            filters = make_bank(self.n_filters, filter_size, image_shape[2], random_state)
-        elif not learnt:
-            filters = check_filter_array(
+        else:
+            given = check_filter_array(
                 self.filter_init, self.n_filters, image_shape[2], image_shape
             )
-            filter_size = filters.shape[1:3]
+            filter_size = given.shape[1:3]
+        learnt = is_named and self.filter_init in PATCH_BANKS
+        bias = np.zeros(self.n_filters)
+        if is_named and self.filter_init in FILTER_BANKS:
+            make_bank = FILTER_BANKS[self.filter_init]
+            filters = make_bank(self.n_filters, filter_size, image_shape[2], random_state)
+        elif not is_named:
+            filters = given
         eps = None
         if self.patch_norm or learnt:
             if _dask.is_dask_array(X):
@@ -445,16 +425,26 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.bias_ = bias.astype(np.float32)
         self.patch_norm_eps_ = eps
         self.image_shape_ = image_shape
-        n_maps = self.n_filters * MAPS_PER_FILTER.get(self.activation, 1)
-        self.output_shape_ = features_shape(
-            image_shape,
-            self.filters_.shape[1:3],
-            n_maps,
-            self.stride,
-            self.padding,
-            as_pair(self.pool_size),
-            _pool_grids(self.pool_grid),
+        self._plan = make_plan(
+            image_shape=image_shape,
+            filter_size=filter_size,
+            n_filters=self.n_filters,
+            stride=self.stride,
+            padding=self.padding,
+            activation=self.activation,
+            threshold=self.threshold,
+            pooling=self.pooling,
+            pool_size=self.pool_size,
+            pool_grid=self.pool_grid,
+            flatten=self.flatten,
+            patch_norm=self.patch_norm,
         )
+        self.output_shape_ = self._plan.output_shape
+        self._fitted_params = {
+            name: value
+            for name, value in self.get_params(deep=False).items()
+            if name not in RUNTIME_PARAMETERS
+        }
         return self
 
     def _learn_bank(self, patches, random_state):
@@ -467,6 +457,25 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             preprocessed = patches - mean
         bank = PATCH_BANKS[self.filter_init](preprocessed, self.n_filters, random_state)
         return fold_preprocessing(bank, mean, whitening)
+
+    def _check_unchanged(self):
+        """Raise if a parameter that shapes the features changed since fit: the fitted plan
+        would not be what the parameters say."""
+        params = self.get_params(deep=False)
+        changed = [
+            name
+            for name, value in self._fitted_params.items()
+            if not _same_value(params[name], value)
+        ]
+        if changed:
+            listing = ", ".join(
+                f"{name} ({self._fitted_params[name]!r} -> {params[name]!r})" for name in changed
+            )
+            raise ValueError(
+                f"{listing} changed since fit, and the fitted filters and plan follow the "
+                f"parameters of fit; call fit again (only n_jobs and batch_size may change "
+                f"after fit)."
+            )
 
     def transform(self, X):
         """Compute the pooled convolutional features of ``X``.
@@ -481,7 +490,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_features_out) or \
-                (n_samples, rows, cols, n_filters), float32
+                (n_samples, rows, cols, n_maps), float32
             The features; 4-D when ``flatten=False``. For a dask array, a dask array chunked
             along the samples as ``X``, each block computed by this method on the matching
             block of ``X`` (single-threaded: dask runs blocks in parallel); the errors below
@@ -491,97 +500,59 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ------
         ValueError
             If ``X`` holds images unlike those seen in ``fit``, non-finite values, or values
-            so large that the features could overflow float32.
+            so large that the features could overflow float32; or if a parameter other than
+            ``n_jobs`` and ``batch_size`` changed since ``fit``.
         TypeError
             If ``X`` is a sparse matrix.
         MemoryLimitError
             If the features and the working memory of the batches computed at once (their
-            chunks' maps and, for input that is not float32, their float32 copies) would need
-            more memory than is available. Nothing is allocated; transform ``X`` in chunks or
-            make fewer features.
+            chunks' buffers and, for input that is not float32, their float32 copies) would
+            need more memory than is available. Nothing is allocated; transform ``X`` in
+            chunks or make fewer features.
         """
         check_is_fitted(self)
+        self._check_unchanged()
         X = self._validate_X(X, reset=False)
+        plan = self._plan
+        check_sample_shape(X.shape[1:], plan.image_shape, type(self).__name__)
         if _dask.is_dask_array(X):
             return _dask.transform(self, X)
-        images = self._to_images(X)
-        pool_size = as_pair(self.pool_size)
-        pool_grid = _pool_grids(self.pool_grid)
-        gain = feature_gain(
-            self.image_shape_,
+        check_feature_range(max(float(X.max()), -float(X.min())), self.filters_, plan)
+        batch_size = None if self.batch_size == "auto" else self.batch_size
+        self._check_transform_memory(X, batch_size)
+        features = pooled_features(
+            to_images(X, plan.image_shape),
+            plan,
             self.filters_,
-            self.stride,
-            self.padding,
-            self.pooling,
-            pool_size,
-            pool_grid,
-        )
-        check_feature_range(
-            max(float(X.max()), -float(X.min())), gain, squared=self.pooling == "rms"
-        )
-        self._check_transform_memory(X)
-        features = transform_images(
-            images,
-            self.filters_,
-            stride=self.stride,
-            padding=self.padding,
-            activation=self.activation,
-            pooling=self.pooling,
-            pool_size=pool_size,
-            pool_grid=pool_grid,
-            bias=self.bias_,
-            patch_norm_eps=self.patch_norm_eps_,
-            threshold=self.threshold,
-            batch_size=None if self.batch_size == "auto" else self.batch_size,
+            self.bias_,
+            self.patch_norm_eps_,
             n_jobs=self.n_jobs,
+            batch_size=batch_size,
         )
-        if self.flatten:
-            return features.reshape(features.shape[0], -1)
+        if plan.flatten:
+            return features.reshape(len(features), -1)
         return features
 
-    def _check_transform_memory(self, X):
+    def _check_transform_memory(self, X, batch_size):
         """Fail before allocating if the features of ``X`` cannot fit in memory."""
         n_samples = X.shape[0]
-        batch_size = None if self.batch_size == "auto" else self.batch_size
-        working = working_bytes(
-            self.image_shape_,
-            self.filters_.shape,
-            self.stride,
-            self.padding,
-            n_samples=n_samples,
+        plan = self._plan
+        working = plan.working_bytes(
+            n_samples,
             batch_size=batch_size,
             n_threads=thread_count(self.n_jobs),
             copies_input=X.dtype != np.float32,
-            activation=self.activation,
-            pooling=self.pooling,
-            patch_norm=self.patch_norm_eps_ is not None,
         )
-        per_sample = 4 * math.prod(self.output_shape_)
+        per_sample = 4 * plan.n_features
         check_memory(
-            transform_bytes(n_samples, self.output_shape_, working),
+            transform_bytes(n_samples, plan.output_shape, working),
             f"The features of {n_samples} images ({n_samples} x "
-            f"{' x '.join(map(str, self.output_shape_))} float32, {format_bytes(per_sample)} "
+            f"{' x '.join(map(str, plan.output_shape))} float32, {format_bytes(per_sample)} "
             f"per image) and {format_bytes(working)} of working memory",
             "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
             "stride, or transform X in chunks (sklearn.utils.gen_batches)"
             + ("." if batch_size is None else ", or a smaller batch_size or n_jobs."),
         )
-
-    def _to_images(self, X):
-        """``X`` as ``(n, H, W, C)`` images, after checking it holds images like fit's."""
-        expected = self.image_shape_
-        given = X.shape[1:]
-        if X.ndim == 2:
-            matches = given[0] == np.prod(expected)
-        else:
-            matches = (given if X.ndim == 4 else given + (1,)) == tuple(expected)
-        if not matches:
-            raise ValueError(
-                f"X holds samples of shape {given}, but {type(self).__name__} was fitted on "
-                f"images of shape {tuple(expected)} (height, width, channels); transform "
-                f"images of the shape seen in fit."
-            )
-        return to_images(X, expected)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features, in the order of the flattened output.
@@ -602,29 +573,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features)
-        maps = [f"f{f}" for f in range(self.n_filters)]
-        if self.activation == "two_sided":
-            maps = [f"{name}_pos" for name in maps] + [f"{name}_neg" for name in maps]
-        grids = _pool_grids(self.pool_grid)
-        if isinstance(grids, list):
-            regions = []
-            for grid in grids:
-                rows, cols = pooled_shape(
-                    self.image_shape_,
-                    self.filters_.shape[1:3],
-                    self.stride,
-                    self.padding,
-                    None,
-                    grid,
-                )
-                regions += [
-                    f"g{grid[0]}x{grid[1]}_y{i}_x{j}" for i in range(rows) for j in range(cols)
-                ]
-        else:
-            rows, cols = self.output_shape_[:2]
-            regions = [f"y{i}_x{j}" for i in range(rows) for j in range(cols)]
-        names = [f"{name}_{region}" for region in regions for name in maps]
-        return np.asarray(names, dtype=object)
+        return np.asarray(self._plan.feature_names(), dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

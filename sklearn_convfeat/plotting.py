@@ -5,15 +5,15 @@ filters see in it. Each has ``from_estimator`` and ``plot(ax=...)``. Needs matpl
 (``pip install "sklearn-convfeat[plot]"``), imported only when drawing.
 """
 
-import copy
 import math
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._engine import feature_maps
 from ._optional import import_optional
-from ._shapes import to_images
+from ._shapes import check_sample_shape, to_images
 from ._transformer import ConvFeatureTransformer
 
 
@@ -236,11 +236,13 @@ class FeatureMapsDisplay:
         X = np.asarray(image)[np.newaxis]
         if before is not None:
             X = before.transform(X)
-        # The fitted transformer itself, unpooled: the engine computes the maps.
-        unpooled = copy.deepcopy(transformer).set_params(pool_size=1, pool_grid=None, flatten=False)
-        maps = unpooled.transform(X)[0, :, :, :max_maps]
-        picture = to_images(np.asarray(X, dtype=np.float32), transformer.image_shape_)[0]
-        return cls(picture, maps).plot(ax=ax, n_cols=n_cols, cmap=cmap)
+        plan = transformer._plan
+        check_sample_shape(np.shape(X)[1:], plan.image_shape, type(transformer).__name__)
+        picture = to_images(np.asarray(X, dtype=np.float32), plan.image_shape)
+        maps = feature_maps(
+            picture, plan, transformer.filters_, transformer.bias_, transformer.patch_norm_eps_
+        )
+        return cls(picture[0], maps[0, :, :, :max_maps]).plot(ax=ax, n_cols=n_cols, cmap=cmap)
 
     def plot(self, *, ax=None, n_cols=None, cmap="viridis"):
         """Draw the image and its maps.

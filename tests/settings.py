@@ -22,6 +22,12 @@ SIMPLE = dict(
 )
 
 
+def simple(**params):
+    """The ``SIMPLE`` settings overridden by ``params``; a ``pool_grid`` replaces the windows."""
+    base = {**SIMPLE, "pool_size": None} if params.get("pool_grid") is not None else SIMPLE
+    return {**base, **params}
+
+
 def make_conv(**params):
     """A transformer with the ``SIMPLE`` settings, overridden by ``params``."""
-    return ConvFeatureTransformer(**{**SIMPLE, **params})
+    return ConvFeatureTransformer(**simple(**params))

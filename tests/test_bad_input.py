@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 from scipy.signal import correlate2d
-from settings import SIMPLE
+from settings import SIMPLE, simple
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -21,7 +21,7 @@ PARAMS = SIMPLE
 
 
 def make(**params):
-    return ConvFeatureTransformer(**{**PARAMS, **params})
+    return ConvFeatureTransformer(**simple(**params))
 
 
 def raises_exactly(exc, match, func, *args):

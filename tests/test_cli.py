@@ -121,7 +121,8 @@ def test_search_with_a_json_grid_writes_cv_results(shapes, tmp_path):
 
 
 def test_search_with_a_list_of_grids_from_a_json_file(shapes, tmp_path):
-    (tmp_path / "grid.json").write_text('[{"pool_size": [2, 3]}, {"pool_grid": [2]}]')
+    grids = '[{"pool_size": [2, 3]}, {"pool_size": [null], "pool_grid": [2]}]'
+    (tmp_path / "grid.json").write_text(grids)
     result = run(
         "search", "--data", shapes, "--cv", "2", "--grid", "grid.json", *SMALL, cwd=tmp_path
     )

@@ -5,8 +5,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from sklearn_convfeat import ConvFeatureTransformer
-from sklearn_convfeat._engine import ACTIVATIONS, pool
-from sklearn_convfeat._shapes import pool_regions
+from sklearn_convfeat._variants import ACTIVATIONS
 
 
 def make(**params):
@@ -19,7 +18,7 @@ def make(**params):
         activation="relu",
         threshold=0.0,
         pooling="max",
-        pool_size=2,
+        pool_size=None if params.get("pool_grid") is not None else 2,
         pool_grid=None,
         patch_norm=False,
         whiten=False,
@@ -56,10 +55,13 @@ REDUCTIONS = {
 
 @pytest.mark.parametrize("mode", list(REDUCTIONS))
 def test_pooling_modes_match_a_loop_over_regions(mode):
+    """With one-hot 1x1 filters and no activation, the maps are the images' channels."""
     maps = np.random.RandomState(0).standard_normal((3, 7, 9, 4)).astype(np.float32)
-    rows, cols = pool_regions(maps.shape[1:3], None, (3, 2))
+    one_hot = np.eye(4).reshape(4, 1, 1, 4)
+    conv = make(n_filters=4, filter_init=one_hot, activation="identity", pooling=mode)
+    conv.set_params(pool_size=None, pool_grid=(3, 2), flatten=False)
     expected = reference_pool(maps.astype(np.float64), (3, 2), REDUCTIONS[mode])
-    assert_allclose(pool(maps, rows, cols, mode), expected, rtol=1e-5, atol=1e-6)
+    assert_allclose(conv.fit_transform(maps), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +81,11 @@ def test_pooling_modes_match_a_loop_over_regions(mode):
 def test_activations_with_a_threshold_match_their_formula(activation, reference, threshold):
     maps = np.random.RandomState(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
     expected = reference(maps.astype(np.float64), threshold)
-    assert_allclose(ACTIVATIONS[activation](maps.copy(), threshold), expected, rtol=1e-6, atol=1e-6)
+    variant = ACTIVATIONS[activation]
+    given = maps.copy()
+    out = given if variant.maps_per_filter == 1 else np.empty_like(expected, dtype=np.float32)
+    assert_allclose(variant.apply(given, threshold, out), expected, rtol=1e-6, atol=1e-6)
+    assert len(variant.map_names(5)) == expected.shape[-1]
 
 
 @pytest.mark.parametrize("pooling", ["max", "avg", "rms", "ppv"])

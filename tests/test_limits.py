@@ -6,21 +6,16 @@ import time
 
 import numpy as np
 import pytest
-from settings import SIMPLE
+from settings import SIMPLE, simple
 
-from sklearn_convfeat import (
-    ConvFeatureTransformer,
-    MemoryLimitError,
-    _engine,
-    _limits,
-    _transformer,
-)
+from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits, _transformer
+from sklearn_convfeat._variants import POOLINGS
 
 PARAMS = SIMPLE
 
 
 def make(**params):
-    return ConvFeatureTransformer(**{**PARAMS, **params})
+    return ConvFeatureTransformer(**simple(**params))
 
 
 def test_memory_limit_error_is_a_memory_error():
@@ -84,17 +79,10 @@ def test_transform_bytes_of_huge_inputs_is_exact_without_allocating():
 def _working_bytes(conv, X):
     """The engine's working memory for ``conv.transform(X)`` (checked against tracemalloc's
     peak in test_engine.py)."""
-    return _engine.working_bytes(
-        conv.image_shape_,
-        conv.filters_.shape,
-        conv.stride,
-        conv.padding,
-        n_samples=len(X),
+    return conv._plan.working_bytes(
+        len(X),
         batch_size=None if conv.batch_size == "auto" else conv.batch_size,
         copies_input=X.dtype != np.float32,
-        activation=conv.activation,
-        pooling=conv.pooling,
-        patch_norm=conv.patch_norm_eps_ is not None,
     )
 
 
@@ -109,7 +97,7 @@ def test_transform_refuses_before_allocating_when_memory_is_short(monkeypatch):
     def engine_must_not_run(*args, **kwargs):
         raise AssertionError("the engine ran before the memory check")
 
-    monkeypatch.setattr(_transformer, "transform_images", engine_must_not_run)
+    monkeypatch.setattr(_transformer, "pooled_features", engine_must_not_run)
     message = (
         r"^The features of 50 images \(50 x 3 x 3 x 8 float32, 288 B per image\) and "
         r"[0-9.]+ [KM]iB of working memory would need [0-9.]+ [KM]iB, more than the "
@@ -149,41 +137,43 @@ def test_huge_images_with_many_filters_fail_fast_before_allocating():
     assert time.perf_counter() - start < 60
 
 
-@pytest.mark.parametrize("pooling", ["max", "avg"])
+@pytest.mark.parametrize("pooling", ["max", "avg", "rms"])
 @pytest.mark.parametrize("padding", ["valid", "same"])
 @pytest.mark.parametrize("pool", [{"pool_size": 3}, {"pool_grid": 2}, {"pool_size": 1}], ids=str)
-def test_feature_gain_bounds_the_features(pooling, padding, pool):
+def test_the_overflow_bound_holds_for_the_features(pooling, padding, pool):
+    """Maps are bounded by map_gain times the largest pixel (Cauchy-Schwarz, tight for an
+    all-ones filter on all-ones images), and what a pooling mode accumulates by its bound."""
     rng = np.random.default_rng(1)
     X = rng.uniform(-1, 1, (20, 12, 12, 2))
     # Filters far from unit norm and all-positive worst cases.
     filters = np.concatenate([rng.standard_normal((3, 4, 4, 2)) * 7, np.ones((1, 4, 4, 2))])
-    conv = make(
-        n_filters=4, filter_init=filters, padding=padding, pooling=pooling, activation="abs", **pool
-    ).fit(X)
-    gain = _limits.feature_gain(
-        conv.image_shape_,
-        conv.filters_,
-        1,
-        padding,
-        pooling,
-        (pool.get("pool_size", 1),) * 2,
-        None if "pool_grid" not in pool else (2, 2),
-    )
+    conv = make(n_filters=4, filter_init=filters, padding=padding, pooling=pooling)
+    conv.set_params(activation="abs", **{"pool_size": None, **pool}).fit(X)
+    gain = _limits.map_gain(conv.filters_)
     assert gain >= 1
+    area = conv._plan.largest_region
     ones = np.ones_like(X)
     for images in (X, ones):
+        magnitude = gain * np.abs(images).max()
         features = conv.transform(images)
-        assert np.abs(features).max() <= gain * np.abs(images).max() * (1 + 1e-5)
+        assert np.abs(features).max() <= magnitude * (1 + 1e-5)
+        accumulated = {"max": features, "avg": features * area, "rms": features**2 * area}
+        largest = POOLINGS[pooling].largest(magnitude, area)
+        assert np.abs(accumulated[pooling]).max() <= largest * (1 + 1e-5)
     if pooling == "max":
-        # Cauchy-Schwarz is tight: the all-ones filter on all-ones images gives sqrt(n) * ||f||.
         ones_filter_features = conv.transform(ones).reshape(len(X), -1, 4)[..., 3]
         assert ones_filter_features.max() == pytest.approx(math.prod(filters.shape[1:]))
 
 
-def test_check_feature_range():
-    _limits.check_feature_range(1e30, 1e6)
-    with pytest.raises(ValueError, match=r"up to 1e\+33 in magnitude.*1e\+06 times larger"):
-        _limits.check_feature_range(1e33, 1e6)
+def test_check_feature_range_names_the_sizes_and_the_fix():
+    """An all-ones 4x4 filter (maps up to 16 times the pixels) averaged over 3x3 windows."""
+    X = np.ones((2, 12, 12))
+    conv = make(n_filters=1, filter_init=np.ones((1, 4, 4)), pooling="avg", pool_size=3).fit(X)
+    _limits.check_feature_range(1e36, conv.filters_, conv._plan)
+    message = r"up to 2e\+36 in magnitude: the maps could reach 3\.2e\+37, and the sums of avg "
+    message += r"pooling 2\.88e\+38, which could overflow float32.*Scale X down"
+    with pytest.raises(ValueError, match=message):
+        _limits.check_feature_range(2e36, conv.filters_, conv._plan)
 
 
 def test_rms_pooling_checks_the_sum_of_squares():
@@ -197,5 +187,5 @@ def test_rms_pooling_checks_the_sum_of_squares():
     features = conv.transform(ones * np.float32(1e17))
     assert np.all(np.isfinite(features))
     assert features.max() == pytest.approx(16e17, rel=1e-5)
-    with pytest.raises(ValueError, match=r"up to 1e\+18 .*squared, for rms pooling.*overflow"):
+    with pytest.raises(ValueError, match=r"up to 1e\+18 .*sums of squares of rms.*overflow"):
         conv.transform(ones * np.float32(1e18))

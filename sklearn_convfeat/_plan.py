@@ -1,0 +1,503 @@
+"""The plan of a transform: everything that depends only on the parameters and the image shape.
+
+:func:`make_plan` decides it once per fit, into one plain, immutable :class:`Plan`: the filter
+size after clipping, the padding, the maps' shape, the convolution method, the pooling regions
+and the order in which a pyramid's grids are pooled, the layout of the maps, the images per
+chunk, every buffer a chunk uses (which is both what the engine allocates and what the memory
+check counts), the output shape and the feature names. ``transform``, the memory check,
+``get_feature_names_out``, the Dask path and the plots all read it; the engine runs it.
+
+Only :func:`parse_pooling` looks at the types of ``pool_size`` and ``pool_grid``.
+"""
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ._shapes import conv_output_size, padding_widths
+from ._variants import ACTIVATIONS, POOLINGS
+
+# The pooling when neither pool_size nor pool_grid is given: a spatial pyramid of the whole map,
+# 2x2 and 4x4 grids; with flatten=False, whose maps need a layout, 2x2 windows.
+DEFAULT_PYRAMID = ((1, 1), (2, 2), (4, 4))
+DEFAULT_WINDOWS = (2, 2)
+
+# Bytes of one chunk's buffers (patches, maps, partly pooled maps): three quarters of a 2 MiB
+# L2 cache, so that the maps are pooled while still in cache. Measured on config A and B of
+# benchmarks/bench_speed.py: 0.5 to 3 MiB are within noise of each other there.
+CHUNK_BYTES = 3 * 2**19
+
+# Bytes of one batch's float32 copy of its images, made only when the input is not float32.
+BATCH_BYTES = 8 * 2**20
+
+# Bytes of the Python objects and small arrays of one call beyond its buffers (views, closures,
+# region sizes): under 64 KiB in every case measured by tracemalloc.
+CALL_BYTES = 2**17
+
+# Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
+# * log2(P) + FFT_COST_PER_CHANNEL * C`` per point ``P`` of the padded image. Fitted to the
+# crossovers measured with ``benchmarks/bench_speed.py --crossover`` on a 2-core x86 machine
+# (AVX-512, OpenBLAS, pocketfft): grey 64x64 images at 17x17 to 19x19 filters, 96x96 at 15x15.
+FFT_COST_PER_LOG_POINT = 12
+FFT_COST_PER_CHANNEL = 25
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_pair(name, value, minimum=1):
+    """Validate an int-or-pair parameter; return it as a pair of ints."""
+    values = (value, value) if _is_int(value) else value
+    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(map(_is_int, values)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
+    if min(values) < minimum:
+        raise ValueError(f"{name} must be >= {minimum} in each direction, got {value!r}.")
+    return int(values[0]), int(values[1])
+
+
+@dataclass(frozen=True)
+class Pooling:
+    """What ``pool_size`` and ``pool_grid`` ask for, checked.
+
+    ``windows`` is a ``(rows, cols)`` window size, or ``grids`` a tuple of ``(rows, cols)``
+    grids; ``pyramid`` is whether the grids' regions are concatenated into
+    ``(n_regions, n_maps)`` features rather than laid out as maps.
+    """
+
+    windows: tuple | None = None
+    grids: tuple = ()
+    pyramid: bool = False
+
+
+def parse_pooling(pool_size, pool_grid, flatten):
+    """Check ``pool_size`` and ``pool_grid`` together; return the :class:`Pooling` they ask for.
+
+    ``pool_size`` pools over windows; ``pool_grid`` onto one grid (an int or a pair) or a
+    pyramid (a list of grids, or a tuple of pairs); both at once is an error; neither gives
+    :data:`DEFAULT_PYRAMID`, or :data:`DEFAULT_WINDOWS` with ``flatten=False``.
+    """
+    if pool_size is not None and pool_grid is not None:
+        raise ValueError(
+            f"pool_size={pool_size!r} and pool_grid={pool_grid!r} both set the pooling; set "
+            "one of them: pool_size for windows of that size, pool_grid for a fixed grid or a "
+            "pyramid of grids (the other stays None)."
+        )
+    if pool_size is not None:
+        return Pooling(windows=check_pair("pool_size", pool_size))
+    if pool_grid is None:
+        if not flatten:
+            return Pooling(windows=DEFAULT_WINDOWS)
+        return Pooling(grids=DEFAULT_PYRAMID, pyramid=True)
+    is_pyramid = isinstance(pool_grid, list) or (
+        isinstance(pool_grid, tuple) and not all(map(_is_int, pool_grid))
+    )
+    if not is_pyramid:
+        return Pooling(grids=(check_pair("pool_grid", pool_grid),))
+    if not pool_grid:
+        raise ValueError("pool_grid as a list of grids (a pyramid) must not be empty.")
+    if not flatten:
+        raise ValueError(
+            f"pool_grid={pool_grid!r} is a list of grids (a spatial pyramid), whose regions "
+            "cannot be laid out as maps; flatten=False needs one grid, as an int or a "
+            "(rows, cols) tuple, or pool_size for windows."
+        )
+    grids = tuple(check_pair("each grid of pool_grid", grid) for grid in pool_grid)
+    return Pooling(grids=grids, pyramid=True)
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Contiguous pooling regions along one axis: region ``i`` is ``[starts[i], starts[i + 1])``,
+    the last one ending at ``stop``."""
+
+    starts: tuple
+    stop: int
+
+    def __len__(self):
+        return len(self.starts)
+
+    @property
+    def sizes(self):
+        return np.diff(np.append(self.starts, self.stop))
+
+    @property
+    def size(self):
+        """The common size of the regions, or None if they differ or do not start at 0."""
+        size = self.stop // len(self)
+        return size if self.starts == tuple(range(0, self.stop, size)) else None
+
+    def within(self, finer):
+        """These regions as unions of the regions of ``finer`` (indices into them), or None."""
+        if self.stop != finer.stop or not set(self.starts) <= set(finer.starts):
+            return None
+        return Regions(tuple(finer.starts.index(start) for start in self.starts), len(finer))
+
+
+def window_regions(length, size):
+    """Windows of ``size`` (clipped to ``length``); a remainder shorter than a window is dropped,
+    as in ``torch.nn.MaxPool2d``."""
+    size = min(size, length)
+    count = length // size
+    return Regions(tuple(range(0, count * size, size)), count * size)
+
+
+def grid_regions(length, count):
+    """``count`` nearly equal regions (clipped to ``length``) that cover the whole axis."""
+    count = min(count, length)
+    return Regions(tuple(i * length // count for i in range(count)), length)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One grid (or the windows) of the pooling: its regions, and where they come from.
+
+    ``source`` is the index of a finer level whose regions these regions are unions of, and
+    ``rows``/``cols`` then index that level's regions: it is pooled from that level's pooled
+    values (partial sums for the sums), reading the maps once for the whole pyramid. With
+    ``source`` None, ``rows`` and ``cols`` index map positions.
+    """
+
+    grid: tuple | None
+    rows: Regions
+    cols: Regions
+    map_rows: Regions
+    map_cols: Regions
+    offset: int
+    source: int | None = None
+
+    @property
+    def shape(self):
+        return len(self.map_rows), len(self.map_cols)
+
+    @property
+    def n_regions(self):
+        return len(self.map_rows) * len(self.map_cols)
+
+    @property
+    def sizes(self):
+        """The number of map values in each region, ``(rows, cols, 1)`` float32."""
+        return np.outer(self.map_rows.sizes, self.map_cols.sizes)[:, :, None].astype(np.float32)
+
+    def region_names(self):
+        prefix = "" if self.grid is None else f"g{self.grid[0]}x{self.grid[1]}_"
+        rows, cols = self.shape
+        return [f"{prefix}y{i}_x{j}" for i in range(rows) for j in range(cols)]
+
+
+def _levels(pooling, map_shape):
+    """The levels of ``pooling`` on maps of ``map_shape``, in the order of the features, each
+    pooled from the finest level it nests in (levels are computed finest first)."""
+    if pooling.windows is not None:
+        regions = [(None, *map(window_regions, map_shape, pooling.windows))]
+    else:
+        regions = [(grid, *map(grid_regions, map_shape, grid)) for grid in pooling.grids]
+    offsets = np.cumsum([0] + [len(rows) * len(cols) for _, rows, cols in regions])
+    order = sorted(range(len(regions)), key=lambda i: -offsets[i + 1] + offsets[i])
+    levels = [None] * len(regions)
+    for position, index in enumerate(order):
+        grid, rows, cols = regions[index]
+        level = Level(grid, rows, cols, rows, cols, int(offsets[index]))
+        # The coarsest finer level that it nests in: the fewest values to read.
+        for finer in reversed(order[:position]):
+            nested = rows.within(levels[finer].map_rows), cols.within(levels[finer].map_cols)
+            if None not in nested:
+                level = Level(grid, *nested, rows, cols, int(offsets[index]), finer)
+                break
+        levels[index] = level
+    return tuple(levels), tuple(order)
+
+
+def choose_method(image_shape, filter_size, stride, padding):
+    """``'gemm'`` or ``'fft'``: the faster path for these shapes, from a measured cost model.
+
+    Per filter, the GEMM costs ``h * w * C`` multiply-adds per output position; the FFT costs
+    about ``FFT_COST_PER_LOG_POINT * log2(P) + FFT_COST_PER_CHANNEL * C`` per point of the padded
+    image (``P`` points) whatever the stride, as it computes every position.
+    """
+    rows, cols = filter_size
+    channels = image_shape[2]
+    out_rows, out_cols = (
+        conv_output_size(length, size, stride, padding)
+        for length, size in zip(image_shape[:2], filter_size, strict=True)
+    )
+    (top, bottom), (left, right) = padding_widths(filter_size, padding)
+    points = (image_shape[0] + top + bottom) * (image_shape[1] + left + right)
+    gemm = out_rows * out_cols * rows * cols * channels
+    fft = points * (FFT_COST_PER_LOG_POINT * math.log2(points) + FFT_COST_PER_CHANNEL * channels)
+    return "fft" if fft < gemm else "gemm"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How ``transform`` computes the features of images of one shape. Immutable, plain data.
+
+    Made by :func:`make_plan`; the fields below are its decisions, the properties what follows
+    from them.
+    """
+
+    image_shape: tuple
+    n_filters: int
+    filter_size: tuple
+    stride: int
+    padding: tuple
+    map_shape: tuple
+    method: str
+    activation: str
+    threshold: float
+    pooling: str
+    levels: tuple
+    order: tuple
+    pyramid: bool
+    flatten: bool
+    patch_norm: bool
+    phased: bool
+    chunk: int
+
+    @property
+    def n_maps(self):
+        return self.n_filters * ACTIVATIONS[self.activation].maps_per_filter
+
+    @property
+    def padded_shape(self):
+        (top, bottom), (left, right) = self.padding
+        return self.image_shape[0] + top + bottom, self.image_shape[1] + left + right
+
+    @property
+    def taps(self):
+        """Values of one patch: ``h * w * C``."""
+        return self.filter_size[0] * self.filter_size[1] * self.image_shape[2]
+
+    @property
+    def pool_first(self):
+        """Max pooling commutes with adding a per-map constant and with a non-decreasing
+        activation (and so does float32 rounding): then the maps are pooled first, and the bias
+        and activation touch only the pooled values."""
+        return POOLINGS[self.pooling].is_max and ACTIVATIONS[self.activation].monotone
+
+    @property
+    def output_shape(self):
+        """The shape of one image's features: ``(rows, cols, n_maps)`` for one grid or windows,
+        ``(n_regions, n_maps)`` for a pyramid."""
+        if self.pyramid:
+            return (sum(level.n_regions for level in self.levels), self.n_maps)
+        return (*self.levels[0].shape, self.n_maps)
+
+    @property
+    def n_features(self):
+        return math.prod(self.output_shape)
+
+    def feature_names(self):
+        """One name per feature, in the order of the flattened output: region-major, map-minor."""
+        maps = ACTIVATIONS[self.activation].map_names(self.n_filters)
+        return [
+            f"{name}_{region}"
+            for level in self.levels
+            for region in level.region_names()
+            for name in maps
+        ]
+
+    @property
+    def largest_region(self):
+        """The number of map values of the largest pooling region."""
+        return max(int(level.sizes.max()) for level in self.levels)
+
+    @property
+    def phased_shape(self):
+        """With the phased layout, ``(win_rows, win_cols, out_rows, units)``: windows of the
+        finest level, map rows computed, windows per map row."""
+        level = self.levels[self.order[0]]
+        win_rows, win_cols = level.map_rows.size, level.map_cols.size
+        return win_rows, win_cols, level.map_rows.stop, level.map_cols.stop // win_cols
+
+    def unpooled(self):
+        """This plan without its pooling: each image's maps, ``(rows, cols, n_maps)``."""
+        rows, cols = (window_regions(length, 1) for length in self.map_shape)
+        plan = replace(
+            self,
+            pooling="max",
+            levels=(Level(None, rows, cols, rows, cols, 0),),
+            order=(0,),
+            pyramid=False,
+            flatten=False,
+            phased=False,
+        )
+        return replace(plan, chunk=max(1, CHUNK_BYTES // plan.bytes_per_image()))
+
+    def chunk_buffers(self, n):
+        """Every float32 (or complex64) buffer a chunk of ``n`` images needs: name -> (shape,
+        dtype). The engine allocates the names it owns from this table, and the memory check
+        sums it; names starting with ``'tmp_'`` are the temporaries that NumPy and SciPy
+        allocate inside a call, counted but not allocated here."""
+        height, width = self.padded_shape
+        channels = self.image_shape[2]
+        rows, cols = self.map_shape
+        positions = rows * cols
+        f32, c64, f64 = np.float32, np.complex64, np.float64
+        buffers = {"padded": ((n, channels, height, width), f32)}
+        if self.method == "fft":
+            half = width // 2 + 1
+            buffers.update(
+                tmp_spectra=((n, channels, height, half), c64),
+                product=((n, self.n_filters, height, half), c64),
+                term=((n, self.n_filters, height, half), c64),
+                tmp_rows_inverse=((n, self.n_filters, height, half), c64),
+                tmp_maps_first=((n, self.n_filters, rows, width), f32),
+                maps=((n, positions, self.n_filters), f32),
+            )
+            if self.patch_norm:
+                # Summed-area tables of the values and squares, in float64.
+                table = (n, height + 1, width + 1)
+                buffers.update(
+                    tmp_tables=((4,) + table, f64),
+                    tmp_moments=((4, n, rows, cols), f64),
+                    tmp_centring=((n, positions, self.n_filters), f32),
+                )
+        else:
+            if self.phased:
+                win_rows, win_cols, out_rows, units = self.phased_shape
+                n_phases = self.stride * (win_cols - 1) + self.filter_size[1]
+                used_rows = self.stride * (out_rows - 1) + self.filter_size[0]
+                buffers["phases"] = ((n, channels, n_phases, used_rows, units), f32)
+                positions = win_cols * out_rows * units
+            buffers["patches"] = ((n, self.taps, positions), f32)
+            if self.patch_norm:
+                buffers.update(
+                    norm_mean=((n, 1, positions), f32),
+                    norm_scale=((n, 1, positions), f32),
+                    norm_squares=((n, self.taps, positions), f32),
+                )
+            buffers["maps"] = ((n, positions, self.n_filters), f32)
+        if self.n_maps != self.n_filters:
+            buffers["activated"] = ((n, positions, self.n_maps), f32)
+        buffers.update(self._pooling_buffers(n))
+        return buffers
+
+    def _pooling_buffers(self, n):
+        buffers = {}
+        if self.phased:
+            _, _, out_rows, units = self.phased_shape
+            buffers["phase_pooled"] = ((n, out_rows * units * self.n_maps), np.float32)
+        for index in self.order:
+            level = self.levels[index]
+            if level.source is None:
+                source_cols = self.map_shape[1]
+            else:
+                source_cols = len(self.levels[level.source].map_cols)
+            if not (self.phased and index == self.order[0]):
+                shape = (n, len(level.rows), source_cols, self.n_maps)
+                buffers[f"rows_{index}"] = (shape, np.float32)
+            buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), np.float32)
+        return buffers
+
+    def bytes_per_image(self):
+        """Bytes of a chunk's buffers per image (the FFT's filter spectra excepted)."""
+        return _nbytes(self.chunk_buffers(1))
+
+    def filter_spectra_bytes(self):
+        """Bytes of the filters' spectra, made once per transform by the FFT path."""
+        if self.method != "fft":
+            return 0
+        height, width = self.padded_shape
+        return 8 * self.n_filters * self.image_shape[2] * height * (width // 2 + 1)
+
+    def batch_size(self, n_samples, n_threads, budget_bytes=BATCH_BYTES):
+        """Images per batch: whole chunks, within a memory budget, enough batches for the threads.
+
+        A batch's temporaries are its chunk's and, when the input is not float32 already, its
+        float32 copy, which ``budget_bytes`` bounds. With several threads, each gets about four
+        batches so that none waits long for the last one.
+        """
+        per_image = 4 * math.prod(self.image_shape)
+        by_memory = max(1, budget_bytes // (per_image * self.chunk))
+        if n_threads == 1:
+            return self.chunk * by_memory
+        by_balance = max(1, math.ceil(n_samples / (4 * n_threads * self.chunk)))
+        return self.chunk * min(by_memory, by_balance)
+
+    def working_bytes(self, n_samples, *, batch_size=None, n_threads=1, copies_input=True):
+        """Peak bytes that running this plan allocates beyond its output.
+
+        Each thread at work holds one chunk's buffers and, when the input is not float32
+        already (``copies_input``), the float32 copy of its batch; the FFT path adds the
+        filters' spectra once, and every call :data:`CALL_BYTES`. Checked against
+        tracemalloc's peak in ``tests/test_engine.py``.
+        """
+        if batch_size is None:
+            batch_size = self.batch_size(n_samples, n_threads)
+        batch = max(1, min(batch_size, n_samples))
+        per_thread = _nbytes(self.chunk_buffers(min(batch, self.chunk)))
+        if copies_input:
+            per_thread += batch * 4 * math.prod(self.image_shape)
+        threads = min(n_threads, math.ceil(n_samples / batch))
+        return threads * per_thread + self.filter_spectra_bytes() + CALL_BYTES
+
+
+def _nbytes(buffers):
+    return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in buffers.values())
+
+
+def make_plan(
+    *,
+    image_shape,
+    filter_size,
+    n_filters,
+    stride,
+    padding,
+    activation,
+    threshold,
+    pooling,
+    pool_size,
+    pool_grid,
+    flatten,
+    patch_norm,
+    method="auto",
+    chunk_bytes=None,
+):
+    """The :class:`Plan` of a transform with these parameters on images of ``image_shape``.
+
+    ``filter_size`` is the filters' ``(h, w)`` (already clipped to the image); ``pool_size``,
+    ``pool_grid`` and ``flatten`` are checked by :func:`parse_pooling`; ``method`` is
+    ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`); ``chunk_bytes`` defaults to
+    :data:`CHUNK_BYTES`.
+    """
+    image_shape = tuple(int(s) for s in image_shape)
+    filter_size = tuple(int(s) for s in filter_size)
+    map_shape = tuple(
+        conv_output_size(length, size, stride, padding)
+        for length, size in zip(image_shape[:2], filter_size, strict=True)
+    )
+    parsed = parse_pooling(pool_size, pool_grid, flatten)
+    levels, order = _levels(parsed, map_shape)
+    if method == "auto":
+        method = choose_method(image_shape, filter_size, stride, padding)
+    finest = levels[order[0]]
+    phased = (
+        method == "gemm"
+        and finest.map_rows.size is not None
+        and finest.map_cols.size is not None
+        and finest.map_cols.size > 1
+        and all(level.source is not None for level in levels if level is not finest)
+    )
+    plan = Plan(
+        image_shape=image_shape,
+        n_filters=int(n_filters),
+        filter_size=filter_size,
+        stride=int(stride),
+        padding=padding_widths(filter_size, padding),
+        map_shape=map_shape,
+        method=method,
+        activation=activation,
+        threshold=float(threshold),
+        pooling=pooling,
+        levels=levels,
+        order=order,
+        pyramid=parsed.pyramid,
+        flatten=bool(flatten),
+        patch_norm=bool(patch_norm),
+        phased=phased,
+        chunk=1,
+    )
+    budget = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    return replace(plan, chunk=max(1, budget // plan.bytes_per_image()))

@@ -1,0 +1,139 @@
+"""Every parameter means what it says: set alone, it changes the features (or their shape), or
+it is documented as not changing them; conflicting settings are errors that name them."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from sklearn_convfeat import ConvFeatureTransformer
+
+# A valid value other than the default for every parameter. A parameter added to the
+# estimator without an entry here fails test_every_parameter_has_a_value_to_try.
+NON_DEFAULTS = {
+    "n_filters": 32,
+    "filter_size": 3,
+    "filter_init": "gaussian",
+    "image_shape": (4, 16),
+    "stride": 2,
+    "padding": "valid",
+    "activation": "abs",
+    "threshold": 0.5,
+    "pooling": "avg",
+    "pool_size": 4,
+    "pool_grid": 2,
+    "whiten": False,
+    "patch_norm": False,
+    "max_patches": 500,
+    "flatten": False,
+    "random_state": 1,
+    "n_jobs": 2,
+    "batch_size": 7,
+}
+
+# Documented as never changing the features.
+NO_EFFECT = {"n_jobs", "batch_size"}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def baseline(digits):
+    return ConvFeatureTransformer(random_state=0).fit_transform(digits[0])
+
+
+def test_every_parameter_has_a_value_to_try():
+    defaults = ConvFeatureTransformer().get_params()
+    assert set(NON_DEFAULTS) == set(defaults)
+    for name, value in NON_DEFAULTS.items():
+        assert value != defaults[name], name
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULTS))
+def test_each_parameter_alone_changes_the_features(digits, baseline, name):
+    """On 300 8x8 digits, with the defaults and random_state=0 otherwise."""
+    params = {"random_state": 0, name: NON_DEFAULTS[name]}
+    features = ConvFeatureTransformer(**params).fit_transform(digits[0])
+    if name in NO_EFFECT:
+        assert_array_equal(features, baseline)
+    else:
+        assert features.shape != baseline.shape or not np.array_equal(features, baseline)
+
+
+@pytest.mark.parametrize("pool_size, n_regions", [(1, 64), (2, 16), (3, 4), (4, 4), (8, 1)])
+def test_pool_size_alone_pools_over_windows_of_that_size(digits, pool_size, n_regions):
+    conv = ConvFeatureTransformer(pool_size=pool_size, random_state=0).fit(digits[0])
+    assert conv.output_shape_ == (8 // pool_size, 8 // pool_size, 64)
+    assert conv.transform(digits[0][:2]).shape == (2, n_regions * 64)
+
+
+@pytest.mark.parametrize(
+    "pool_grid, shape",
+    [(2, (2, 2, 64)), ((1, 3), (1, 3, 64)), ([1, 2], (5, 64)), (((1, 1), (4, 2)), (9, 64))],
+)
+def test_pool_grid_alone_pools_onto_that_grid_or_pyramid(digits, pool_grid, shape):
+    conv = ConvFeatureTransformer(pool_grid=pool_grid, random_state=0).fit(digits[0])
+    assert conv.output_shape_ == shape
+
+
+def test_neither_gives_the_default_pyramid(digits):
+    conv = ConvFeatureTransformer(random_state=0).fit(digits[0])
+    assert conv.output_shape_ == (1 + 4 + 16, 64)
+    names = conv.get_feature_names_out()
+    assert names[0] == "f0_g1x1_y0_x0" and names[-1] == "f63_g4x4_y3_x3"
+
+
+def test_pool_size_and_pool_grid_together_are_an_error_naming_both(digits):
+    conv = ConvFeatureTransformer(pool_size=2, pool_grid=2)
+    with pytest.raises(ValueError, match=r"pool_size=2 and pool_grid=2 both set the pooling"):
+        conv.fit(digits[0])
+
+
+def test_a_grid_search_over_pool_size_searches_window_sizes(digits):
+    X, y = digits
+    model = make_pipeline(
+        ConvFeatureTransformer(n_filters=8, random_state=0), LogisticRegression(max_iter=1000)
+    )
+    grid = {"convfeaturetransformer__pool_size": [1, 2, 4]}
+    search = GridSearchCV(model, grid, cv=2).fit(X, y)
+    shapes = [
+        clone(model).set_params(**params).fit(X, y)[0].output_shape_
+        for params in search.cv_results_["params"]
+    ]
+    assert shapes == [(8, 8, 8), (4, 4, 8), (2, 2, 8)]
+    assert len(set(search.cv_results_["mean_test_score"])) > 1
+
+
+def test_flatten_false_alone_gives_images_for_a_second_transformer(digits):
+    X, y = digits
+    first = ConvFeatureTransformer(flatten=False, random_state=0)
+    maps = first.fit_transform(X)
+    assert maps.shape == (len(X), 4, 4, 64)  # 2x2 windows: a pyramid has no map layout
+    stacked = make_pipeline(
+        ConvFeatureTransformer(flatten=False, random_state=0),
+        ConvFeatureTransformer(random_state=0),
+        LogisticRegression(max_iter=1000),
+    )
+    stacked.fit(X[:200], y[:200])
+    assert stacked[1].image_shape_ == (4, 4, 64)
+    assert stacked.score(X[200:], y[200:]) > 0.8
+
+
+def test_a_parameter_changed_after_fit_is_refused_until_fit_runs_again(digits):
+    X = digits[0][:20]
+    conv = ConvFeatureTransformer(n_filters=8, random_state=0).fit(X)
+    expected = conv.transform(X)
+    conv.set_params(n_jobs=2, batch_size=3)
+    assert_array_equal(conv.transform(X), expected)
+    conv.set_params(pool_size=4)
+    with pytest.raises(ValueError, match=r"pool_size \(None -> 4\) changed since fit.*fit again"):
+        conv.transform(X)
+    assert conv.fit(X).transform(X).shape == (20, 2 * 2 * 8)
