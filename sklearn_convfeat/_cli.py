@@ -1,8 +1,16 @@
 """The ``convfeat`` command line: classify folders of images with convolutional features.
 
-Every expected failure (a missing path, an unreadable image or model, an output that exists)
-ends with one line on stderr and exit status 2. Outputs are written to a temporary file in
-the target's folder, then renamed over it, so an interrupted command leaves no partial file.
+The transformer options are derived from ``ConvFeatureTransformer`` when the parser is built
+(``_cli_options``): one option per parameter, with the values its constraints allow, the
+first paragraph of its docstring as help and its default. Left out: ``image_shape`` (the
+images decide it), ``flatten`` (the classifier needs flat features) and ``n_jobs`` (that is
+``--n-jobs``); ``random_state`` defaults to 0 here, so that runs are reproducible. The
+estimator validates the options before any work.
+
+Every expected failure (a missing path, an unreadable image or model, an output that exists,
+a value the estimator refuses) ends with one line on stderr and exit status 2. Outputs are
+written to a temporary file in the target's folder, then renamed over it, so an interrupted
+command leaves no partial file.
 """
 
 import argparse
@@ -20,15 +28,19 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from . import __version__
-from ._filters import FILTER_BANKS
+from ._cli_options import (
+    add_transformer_options,
+    check_params,
+    given_params,
+    mentions_option,
+    option_error,
+)
 from ._optional import import_optional
-from ._transformer import ConvFeatureTransformer
-from ._variants import ACTIVATIONS
 
 MODEL_FORMAT = "sklearn-convfeat model 1"
 
@@ -88,33 +100,6 @@ def _n_jobs(text):
     return value
 
 
-# Transformer options: (flag, parameter, argparse keywords). Unset options keep the
-# transformer's own defaults.
-TRANSFORMER_OPTIONS = [
-    ("--n-filters", "n_filters", dict(type=_positive_int, metavar="N", help="number of filters")),
-    (
-        "--filter-size",
-        "filter_size",
-        dict(type=_positive_int, metavar="N", help="filter height and width"),
-    ),
-    ("--filter-init", "filter_init", dict(choices=sorted(FILTER_BANKS), help="filter bank")),
-    (
-        "--stride",
-        "stride",
-        dict(type=_positive_int, metavar="N", help="step between filter positions"),
-    ),
-    ("--padding", "padding", dict(choices=["valid", "same"], help="border handling")),
-    ("--activation", "activation", dict(choices=sorted(ACTIVATIONS), help="nonlinearity")),
-    ("--pooling", "pooling", dict(choices=["max", "avg"], help="pooling mode")),
-    ("--pool-size", "pool_size", dict(type=_positive_int, metavar="N", help="pooling window")),
-    (
-        "--pool-grid",
-        "pool_grid",
-        dict(type=_positive_int, metavar="N", help="pool onto a fixed grid"),
-    ),
-]
-
-
 def _parent_parsers():
     data = argparse.ArgumentParser(add_help=False)
     group = data.add_argument_group("images")
@@ -141,18 +126,7 @@ def _parent_parsers():
     )
 
     transformer = argparse.ArgumentParser(add_help=False)
-    group = transformer.add_argument_group(
-        "transformer (unset options keep ConvFeatureTransformer's defaults)"
-    )
-    for flag, param, kwargs in TRANSFORMER_OPTIONS:
-        group.add_argument(flag, dest=param, default=None, **kwargs)
-    group.add_argument(
-        "--random-state",
-        type=int,
-        default=0,
-        metavar="SEED",
-        help="seed of the filters (default: 0)",
-    )
+    add_transformer_options(transformer)
 
     cv = argparse.ArgumentParser(add_help=False)
     group = cv.add_argument_group("evaluation")
@@ -275,12 +249,24 @@ class _Progress:
             print(line, file=sys.stderr, flush=True)
 
 
-def _transformer_params(args):
-    params = {
-        p: getattr(args, p) for _, p, _ in TRANSFORMER_OPTIONS if getattr(args, p) is not None
-    }
-    params["random_state"] = args.random_state
-    return params
+def _transformer(args, n_jobs=None):
+    """The transformer of the options in ``args``, validated by the estimator."""
+    try:
+        return check_params(given_params(args)).set_params(n_jobs=n_jobs)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@contextmanager
+def _fitting(args):
+    """Report an error of the estimator found in fit (a filter file unlike the images, more
+    'pca' filters than a patch has values) as one line naming its options."""
+    try:
+        yield
+    except ValueError as exc:
+        if not mentions_option(str(exc)):
+            raise
+        raise CommandError(option_error(exc, given_params(args))) from None
 
 
 def make_model(features=None):
@@ -291,7 +277,7 @@ def make_model(features=None):
 
 
 def _conv_model(args, n_jobs=None):
-    return make_model(ConvFeatureTransformer(**_transformer_params(args), n_jobs=n_jobs))
+    return make_model(_transformer(args, n_jobs))
 
 
 def _check_output(path, force):
@@ -409,14 +395,15 @@ def cmd_digits(args):
 
     X, y = load_digits(return_X_y=True)
     print(f"Digits: {len(y)} images of 8x8 pixels, 10 classes; {args.cv}-fold cross-validation.")
-    rows = _cross_validate(
-        [
-            ("raw pixels", make_model(), X),
-            ("conv features", _conv_model(args, args.n_jobs), X),
-        ],
-        y,
-        args.cv,
-    )
+    with _fitting(args):
+        rows = _cross_validate(
+            [
+                ("raw pixels", make_model(), X),
+                ("conv features", _conv_model(args, args.n_jobs), X),
+            ],
+            y,
+            args.cv,
+        )
     _print_table(rows)
 
 
@@ -426,14 +413,15 @@ def cmd_evaluate(args):
         f"{args.data}: {len(bunch.target)} images, {len(bunch.target_names)} classes; "
         f"{args.cv}-fold cross-validation."
     )
-    rows = _cross_validate(
-        [
-            ("raw pixels", make_model(), bunch.data),
-            ("conv features", _conv_model(args, args.n_jobs), bunch.images),
-        ],
-        bunch.target,
-        args.cv,
-    )
+    with _fitting(args):
+        rows = _cross_validate(
+            [
+                ("raw pixels", make_model(), bunch.data),
+                ("conv features", _conv_model(args, args.n_jobs), bunch.images),
+            ],
+            bunch.target,
+            args.cv,
+        )
     _print_table(rows)
 
 
@@ -462,16 +450,23 @@ def _read_grid(text):
     return [{(k if "__" in k else f"conv__{k}"): v for k, v in g.items()} for g in grids]
 
 
+def _check_grid(model, grid):
+    """Fail before any work if the estimator refuses a configuration of the grid."""
+    for candidate in ParameterGrid(grid):
+        try:
+            conv = clone(model).set_params(**candidate).named_steps["conv"]
+            conv._validate_params()
+            conv._check_params()
+        except (TypeError, ValueError) as exc:
+            raise CommandError(f"--grid: {exc}".splitlines()[0]) from None
+
+
 def cmd_search(args):
     grid = _read_grid(args.grid)
     if args.csv:
         _check_output(args.csv, args.force)
     model = _conv_model(args)
-    for candidate in grid:
-        try:
-            clone(model).set_params(**{k: v[0] for k, v in candidate.items()})
-        except ValueError as exc:
-            raise CommandError(f"--grid: {exc}".splitlines()[0]) from None
+    _check_grid(model, grid)
     bunch = _load_folder(args, min_per_class=args.cv)
     cv = StratifiedKFold(n_splits=args.cv, shuffle=True, random_state=0)
     search = GridSearchCV(model, grid, cv=cv, n_jobs=args.n_jobs, error_score="raise")
@@ -507,7 +502,8 @@ def cmd_train(args):
     sio = _optional("skops.io")
     _check_output(args.out, args.force)
     bunch = _load_folder(args)
-    model = _conv_model(args, args.n_jobs).fit(bunch.images, bunch.target)
+    with _fitting(args):
+        model = _conv_model(args, args.n_jobs).fit(bunch.images, bunch.target)
     saved = {
         "format": MODEL_FORMAT,
         "version": __version__,
@@ -661,6 +657,8 @@ def main(argv=None):
         # The main job: the digits with every option at its default.
         args = parser.parse_args(["digits"])
     try:
+        if given_params(args):
+            _transformer(args)  # the estimator checks the options before any work
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             COMMANDS[args.command](args)

@@ -14,12 +14,14 @@ import skops.io as sio
 from image_folders import make_shapes_folder
 from PIL import Image
 
+from sklearn_convfeat import ConvFeatureTransformer
 from sklearn_convfeat._cli import MODEL_FORMAT, main
 from sklearn_convfeat.datasets import load_images
 
 REPO = Path(__file__).resolve().parents[1]
 # Small images and a small bank keep every command under a few seconds.
-SMALL = ["--image-size", "12", "--n-filters", "4", "--filter-size", "3", "--pool-size", "2"]
+TINY = ["--image-size", "12", "--n-filters", "4", "--filter-size", "3"]
+SMALL = [*TINY, "--pool-size", "2"]
 
 
 def run(*args, cwd):
@@ -121,13 +123,15 @@ def test_search_with_a_json_grid_writes_cv_results(shapes, tmp_path):
 
 
 def test_search_with_a_list_of_grids_from_a_json_file(shapes, tmp_path):
-    grids = '[{"pool_size": [2, 3]}, {"pool_size": [null], "pool_grid": [2]}]'
-    (tmp_path / "grid.json").write_text(grids)
+    # JSON lists of pool_grid are pyramids: [1, 2] is 1x1 + 2x2.
+    (tmp_path / "grid.json").write_text('[{"pool_size": [2, 3]}, {"pool_grid": [2, [1, 2]]}]')
     result = run(
-        "search", "--data", shapes, "--cv", "2", "--grid", "grid.json", *SMALL, cwd=tmp_path
+        "search", "--data", shapes, "--cv", "2", "--grid", "grid.json", *TINY, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert len([line for line in result.stdout.splitlines() if "+/-" in line]) == 3
+    ranked = [line for line in result.stdout.splitlines() if "+/-" in line]
+    assert len(ranked) == 4
+    assert sum("pool_grid=[1, 2]" in line for line in ranked) == 1
 
 
 def test_search_default_grid(shapes, tmp_path, monkeypatch, capsys):
@@ -204,6 +208,7 @@ def bad_folders(tmp_path_factory, shapes):
     _untrusted_model(root / "fraction.skops", fractions.Fraction(1, 3))
     _untrusted_model(root / "function.skops", np.save)
     sio.dump({"something": "else"}, root / "foreign.skops")
+    (root / "empty.npy").write_bytes(b"")
     return root, {"few": few}
 
 
@@ -231,6 +236,22 @@ ERRORS = [
     (["evaluate", "--data", "{data}", "--n-jobs", "0"], ["--n-jobs", "non-zero"]),
     (["evaluate", "--data", "{data}", "--image-size", "big"], ["--image-size"]),
     (["frobnicate"], ["invalid choice"]),
+    # Transformer options: the estimator checks them before any work (the folder is missing).
+    (["evaluate", "--data", "{bad}/missing", "--pool-grid", "0"], ["--pool-grid:", "pool_grid"]),
+    (["evaluate", "--data", "{bad}/missing", "--threshold", "-1"], ["--threshold:", "threshold"]),
+    (["train", "--data", "{bad}/missing", "--out", "m.skops", "--n-filters", "0"], ["--n-filters"]),
+    (["evaluate", "--data", "{bad}/missing", "--filter-size", "3x"], ["--filter-size", "HxW"]),
+    (["evaluate", "--data", "{bad}/missing", "--pool-grid", "1,,2"], ["--pool-grid", "'1,,2'"]),
+    (["evaluate", "--data", "{bad}/missing", "--pooling", "sum"], ["--pooling", "rms", "'sum'"]),
+    (
+        ["evaluate", "--data", "{data}", "--filter-init", "{bad}/no.npy"],
+        ["--filter-init", "no such"],
+    ),
+    (["evaluate", "--data", "{data}", "--filter-init", "{bad}/empty.npy"], ["not a readable .npy"]),
+    (
+        ["search", "--data", "{bad}/missing", "--grid", '{{"pool_grid": [0]}}'],
+        ["--grid", "pool_grid"],
+    ),
 ]
 
 
@@ -323,3 +344,80 @@ def test_interrupted_save_leaves_no_partial_file(shapes, tmp_path, monkeypatch, 
     assert status == 130
     assert "interrupted" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# Values the old, hand-kept option table refused; each reaches the transformer.
+TRANSFORMER_RUNS = [
+    ["--filter-init", "kmeans", "--pooling", "rms"],
+    ["--filter-init", "patches", "--pooling", "ppv", "--max-patches", "500"],
+    ["--filter-init", "pca", "--no-whiten", "--pooling", "avg"],
+    ["--pool-grid", "none", "--pool-size", "2"],
+    ["--pool-grid", "1,2", "--no-patch-norm"],
+    ["--activation", "two_sided", "--threshold", "0.1", "--pool-grid", "2x3"],
+]
+
+
+@pytest.mark.parametrize("options", TRANSFORMER_RUNS, ids=" ".join)
+def test_evaluate_with_transformer_options(options, shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    result = run_main(["evaluate", "--data", shapes, "--cv", "2", *TINY, *options], capsys)
+    assert result.returncode == 0, result.stderr
+    assert set(_table(result.stdout)) == {"raw pixels", "conv features"}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_with_transformer_options_in_a_real_process(shapes, tmp_path):
+    result = run(
+        "evaluate", "--data", shapes, "--cv", "2", *TINY, *TRANSFORMER_RUNS[0], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert set(_table(result.stdout)) == {"raw pixels", "conv features"}
+
+
+def test_train_fits_the_transformer_the_options_say(shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    bank = np.random.default_rng(0).normal(size=(3, 2, 2)).astype(np.float32)
+    np.save("bank.npy", bank)
+    options = ["--filter-init", "bank.npy", "--n-filters", "3", "--pool-grid", "1,2x3"]
+    options += ["--no-patch-norm", "--activation", "abs", "--pooling", "ppv", "--threshold", "0.5"]
+    result = run_main(
+        ["train", "--data", shapes, "--image-size", "12", "--out", "m.skops", *options], capsys
+    )
+    assert result.returncode == 0, result.stderr
+    conv = sio.load("m.skops", trusted=sio.get_untrusted_types(file="m.skops"))["model"]["conv"]
+    np.testing.assert_array_equal(conv.filters_[..., 0], bank)
+    assert conv.pool_grid == [1, (2, 3)] and conv.output_shape_ == (1 + 6, 3)
+    assert (conv.patch_norm, conv.activation, conv.pooling, conv.threshold) == (
+        False,
+        "abs",
+        "ppv",
+        0.5,
+    )
+    assert conv.random_state == 0  # the command line's default
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bank.npy", "m.skops"]
+
+
+def test_pool_size_with_pool_grid_names_both_options(tmp_path, monkeypatch, capsys):
+    try:
+        ConvFeatureTransformer(pool_size=4, pool_grid=2)._check_params()
+    except ValueError:
+        pass
+    else:
+        pytest.skip("this ConvFeatureTransformer accepts both (pool_grid wins)")
+    monkeypatch.chdir(tmp_path)
+    result = run_main(
+        ["evaluate", "--data", "missing", "--pool-size", "4", "--pool-grid", "2"], capsys
+    )
+    assert_one_line_error(result, "--pool-size, --pool-grid:")
+
+
+def test_an_error_of_fit_names_the_options(shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    np.save("bank8.npy", np.random.default_rng(0).normal(size=(8, 3, 3)))
+    args = ["train", "--data", shapes, "--out", "m.skops", *TINY, "--filter-init", "bank8.npy"]
+    result = run_main(args, capsys)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("convfeat: error: --filter-init, --n-filters: ")
+    assert "8 filters" in last
+    assert [p.name for p in tmp_path.iterdir()] == ["bank8.npy"]

@@ -1,0 +1,191 @@
+"""Every command and every Python block of README.md runs as written, in README order, in a
+folder that holds what a reader would have: ``photos/`` (one sub-folder per class) and
+``new.jpg``. Each must exit with status 0 and write only the files it says it writes.
+
+``pip install ...`` parts are not run (the tests run in an environment that has the package):
+``pip install ".[all]" && convfeat`` runs ``convfeat``. The few blocks that cannot run as
+written, or only after an earlier block, are listed below with the reason.
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from image_folders import draw_shape, make_shapes_folder
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+
+# Blocks not run, by a line they hold, and why.
+NOT_RUN = {
+    "images = da.random.random((1_000_000, 28, 28), chunks=(10_000, 28, 28))": (
+        "a million images on a LocalCluster of 4 workers take minutes, and its grid search "
+        "uses pipeline, param_grid, X and y, which no block defines; tests/test_dask.py runs "
+        "the same calls on small arrays"
+    ),
+    "python -m pytest -q": (
+        "the whole test suite, this test included; .ci/run runs exactly this command"
+    ),
+}
+
+# Blocks that use names of an earlier block, as in one Python session: {a line of the block:
+# (a line of the earlier block, what of it runs first: "all" or its "imports")}. Each runs in a
+# fresh process after that part of the earlier block.
+PHOTOS_BLOCK = 'photos = load_image_folder("photos"'
+CONTINUES = {
+    "FilterBankDisplay.from_estimator(model)": (PHOTOS_BLOCK, "all"),  # model, photos
+    "multiscale = make_union(": ("X, y = load_digits(return_X_y=True)", "imports"),
+    'sio.dump(model, "model.skops")': (PHOTOS_BLOCK, "all"),  # model
+}
+
+# The files a Python block writes, by a line it holds (commands say theirs with --out, --csv).
+PYTHON_WRITES = {'sio.dump(model, "model.skops")': {"model.skops"}}
+
+OUTPUT_OPTIONS = ("--out", "--csv")
+
+
+def fenced_blocks(text):
+    """``[(language, code)]`` of the fenced blocks of a Markdown text, indented ones too."""
+    pattern = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
+    return [(m.group(2), textwrap.dedent(m.group(3))) for m in pattern.finditer(text)]
+
+
+def _block_with(blocks, line):
+    """The one block that holds ``line``."""
+    found = [code for _, code in blocks if line in code]
+    assert len(found) == 1, f"{len(found)} README blocks hold {line!r}; update this test"
+    return found[0]
+
+
+def _steps():
+    """``[(id, kind, what, writes)]`` in README order: ``kind`` is "command" (``what`` is its
+    argv) or "python" (``what`` is its code)."""
+    blocks = fenced_blocks(README.read_text())
+    skipped = {_block_with(blocks, line) for line in NOT_RUN}
+    earlier = {
+        _block_with(blocks, line): _part(_block_with(blocks, first), part)
+        for line, (first, part) in CONTINUES.items()
+    }
+    writes = {_block_with(blocks, line): files for line, files in PYTHON_WRITES.items()}
+    steps = []
+    for language, code in blocks:
+        if code in skipped:
+            continue
+        if language == "python":
+            lines = [line for line in code.splitlines() if line and "import" not in line]
+            name = "python: " + lines[0][:50]
+            session = earlier.get(code, "") + "\n" + code
+            steps.append((name, "python", session, writes.get(code, set())))
+        elif language == "bash":
+            for line in code.splitlines():
+                for argv in _commands(shlex.split(line, comments=True)):
+                    files = {
+                        argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in OUTPUT_OPTIONS
+                    }
+                    steps.append((" ".join(argv), "command", argv, files))
+    return steps
+
+
+def _part(code, part):
+    if part == "imports":
+        return "\n".join(line for line in code.splitlines() if re.match(r"(from|import) ", line))
+    return code
+
+
+def _commands(tokens):
+    """The commands of a line split at ``&&``, but for ``pip``'s."""
+    commands = [[]]
+    for token in tokens:
+        if token == "&&":
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [argv for argv in commands if argv and argv[0] != "pip"]
+
+
+STEPS = _steps()
+
+
+def test_every_block_is_bash_python_or_plain_text():
+    languages = {language for language, _ in fenced_blocks(README.read_text())}
+    assert languages <= {"bash", "python", ""}, "teach this test to run the new kind of block"
+
+
+def test_the_readme_commands_are_found():
+    commands = [what for _, kind, what, _ in STEPS if kind == "command"]
+    assert ["convfeat"] in commands  # the main job, without arguments
+    for command in ("evaluate", "search", "train", "predict", "show"):
+        assert ["convfeat", command] in [argv[:2] for argv in commands]
+    assert sum(kind == "python" for _, kind, _, _ in STEPS) >= 4
+
+
+def _files(folder):
+    """``{relative path: bytes}`` of every file under ``folder``."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+class Session:
+    """A reader's folder, in which the steps run in README order, each at most once."""
+
+    def __init__(self, folder, scripts):
+        self.folder, self.scripts, self.done = folder, scripts, 0
+        make_shapes_folder(folder / "photos", n_per_class=6, shapes=("cat", "dog"))
+        draw_shape("circle", np.random.default_rng(1)).save(folder / "new.jpg")
+
+    def run_through(self, index):
+        """Run every step up to ``index`` not run yet; return the last one's result."""
+        result = None
+        while self.done <= index:
+            if result is not None:
+                status = result[0]
+                assert status.returncode == 0, f"{STEPS[self.done - 1][0]}: {status.stderr}"
+            result = self._run(*STEPS[self.done])
+            self.done += 1
+        return result
+
+    def _run(self, name, kind, what, writes):
+        # One BLAS thread: the results do not depend on it, and on a shared machine BLAS threads
+        # that wait for a core made the Quickstart's LogisticRegression 40 times slower.
+        env = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+        if kind == "python":
+            script = self.scripts / f"step_{self.done}.py"
+            script.write_text(what)
+            argv = [sys.executable, str(script)]
+        elif what[0] == "convfeat":
+            argv = [sys.executable, "-m", "sklearn_convfeat", *what[1:]]
+        elif what[0] == "python":
+            argv = [sys.executable, *what[1:]]
+        else:
+            pytest.fail(f"README runs {what[0]!r}; teach this test how to run it")
+        before = _files(self.folder)
+        result = subprocess.run(
+            argv, cwd=self.folder, env=env, capture_output=True, text=True, timeout=300
+        )
+        after = _files(self.folder)
+        changed = {path for path in after if before.get(path) != after[path]}
+        return result, changed, set(before) - set(after), writes
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    return Session(tmp_path_factory.mktemp("reader"), tmp_path_factory.mktemp("scripts"))
+
+
+@pytest.mark.parametrize("index", range(len(STEPS)), ids=[step[0] for step in STEPS])
+def test_readme_step_runs_and_writes_only_what_it_says(index, session):
+    result, changed, removed, writes = session.run_through(index)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert changed == writes
+    assert not removed
