@@ -317,11 +317,7 @@ def _band_pooler(plan, space, levels):
     reduce = POOLINGS[plan.pooling].reduce
     cols = plan.map_shape[1]
     parts = [
-        (
-            index,
-            plan.levels[index].cols,
-            [plan.levels[index].map_rows.clip(*band) for band in plan.bands],
-        )
+        (index, plan.levels[index].map_rows, plan.levels[index].cols)
         for index in plan.order
         if plan.levels[index].source is None
     ]
@@ -329,8 +325,8 @@ def _band_pooler(plan, space, levels):
     def pool(maps, band, block):
         n, _, block_maps = maps.shape
         grid = maps.reshape(n, band[1] - band[0], cols, block_maps)
-        for index, level_cols, clips in parts:
-            first, rows = clips[plan.bands.index(band)]
+        for index, map_rows, level_cols in parts:
+            first, rows = map_rows.clip(*band)
             if rows is None:
                 continue
             pooled_rows = space[f"rows_{index}"]((n, rows.count, cols, block_maps))

@@ -213,7 +213,8 @@ class FeatureMapsDisplay:
 
         image : array-like
             One sample, shaped as one row of the ``X`` given to ``fit``: flat
-            ``(n_features,)``, ``(height, width)`` or ``(height, width, channels)``.
+            ``(n_features,)``, ``(height, width)`` or ``(height, width, channels)``; of any
+            size if the transformer was fitted on a list of images of several sizes.
 
         max_maps : int, default=15
             Draw the maps of at most the first ``max_maps`` filters.
@@ -236,8 +237,15 @@ class FeatureMapsDisplay:
         X = np.asarray(image)[np.newaxis]
         if before is not None:
             X = before.transform(X)
-        plan = transformer._plan
-        check_sample_shape(np.shape(X)[1:], plan.image_shape, type(transformer).__name__)
+        if transformer.image_shape_[0] is None:
+            # Fitted on images of several sizes: this one's own plan.
+            X = np.asarray(X, dtype=np.float32)
+            X = X[..., None] if X.ndim == 3 else X
+            shape = X.shape[1:]
+            plan = transformer._plans([shape])[shape]
+        else:
+            plan = transformer._plan
+            check_sample_shape(np.shape(X)[1:], plan.image_shape, type(transformer).__name__)
         picture = to_images(np.asarray(X, dtype=np.float32), plan.image_shape)
         maps = feature_maps(
             picture, plan, transformer.filters_, transformer.bias_, transformer.patch_norm_eps_
