@@ -38,16 +38,17 @@ def _is_int(value):
     return isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_image_list(X):
-    """Whether ``X`` is a list (tuple, or 1-D object array) of images of several shapes: arrays
-    of 2 or 3 dimensions that NumPy cannot stack. Equal shapes stack into an ordinary ``X``."""
+def _is_image_list(X, several_shapes=True):
+    """Whether ``X`` is a list (tuple, or 1-D object array) of images, arrays of 2 or 3
+    dimensions: of several shapes, which NumPy cannot stack (equal shapes stack into an ordinary
+    ``X``), or, with ``several_shapes=False``, of any shapes."""
     if isinstance(X, np.ndarray):
         if X.dtype != object or X.ndim != 1:
             return False
     elif not isinstance(X, (list, tuple)):
         return False
     shapes = {np.shape(item) for item in X}
-    return len(shapes) > 1 and all(len(shape) in (2, 3) for shape in shapes)
+    return (len(shapes) > 1 or not several_shapes) and all(len(s) in (2, 3) for s in shapes)
 
 
 def _same_value(a, b):
@@ -369,7 +370,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """
         if _dask.is_dask_array(X):
             return _dask.check_dask_array(self, X, reset=reset)
-        if _is_image_list(X) or (not reset and self.image_shape_[0] is None):
+        if self._reads_image_list(X, reset):
             return self._validate_image_list(X, reset)
         X = validate_data(
             self, X, reset=reset, allow_nd=True, dtype="numeric", ensure_min_features=1
@@ -387,14 +388,28 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             )
         return X
 
+    def _reads_image_list(self, X, reset):
+        """Whether ``X`` is read as a list of images of any sizes: in fit, a list of several
+        shapes (images of one shape stack into an ordinary ``X``); in transform, any input
+        after a fit on several shapes, and a list of images unlike those seen in fit."""
+        if reset:
+            return _is_image_list(X)
+        if self.image_shape_[0] is None:
+            return True
+        if not _is_image_list(X, several_shapes=False):
+            return False
+        fitted = tuple(self.image_shape_)
+        return any((*np.shape(image), 1)[:3] != fitted for image in X)
+
     def _validate_image_list(self, X, reset):
         """The images of a list of images of several sizes, each ``(H, W, C)``, checked."""
         parse_pooling(self.pool_size, self.pool_grid, self.flatten)
         if self.pool_size is not None:
             raise ValueError(
-                f"X holds images of several sizes, and pool_size={self.pool_size!r} pools over "
-                "windows, whose number depends on the image size; use pool_grid (one grid or a "
-                "pyramid of grids, the default) for features of one length."
+                f"X holds images of several sizes (or of a size unlike fit's), and "
+                f"pool_size={self.pool_size!r} pools over windows, whose number depends on the "
+                "image size; use pool_grid (one grid or a pyramid of grids, the default) for "
+                "features of one length."
             )
         images = []
         for i, image in enumerate(X):

@@ -63,6 +63,20 @@ def test_a_transformer_fitted_on_one_size_transforms_a_list_of_any_sizes():
     assert_array_equal(conv.transform(images[0][None]), features[:1])
 
 
+def test_a_list_of_one_size_in_fit_then_any_size_in_transform():
+    """Photos of one camera share a size; a new photo may not."""
+    same = photos(sizes=[(40, 30)] * 4)
+    conv = ConvFeatureTransformer(n_filters=8, random_state=0).fit(same)
+    assert conv.image_shape_ == (40, 30, 3)
+    other = photos(sizes=[(50, 20)], seed=2)
+    assert conv.transform(other).shape == (1, 21 * 8)
+    assert_array_equal(conv.transform(same[:2]), conv.transform(np.stack(same[:2])))
+    windows = ConvFeatureTransformer(n_filters=8, pool_size=2).fit(same)
+    assert windows.transform(same[:2]).shape == (2, 20 * 15 * 8)
+    with pytest.raises(ValueError, match="a size unlike fit's.*pool_size=2"):
+        windows.transform(other)
+
+
 def test_fit_samples_patches_from_every_size_within_max_patches():
     images = photos(channels=1, sizes=[(5, 6), (8, 4)])
     grey = [image[..., None] for image in images]
@@ -132,7 +146,7 @@ def test_the_memory_estimate_bounds_the_peak_on_a_large_image():
         (
             photos(),
             {"pool_size": 2},
-            r"several sizes, and pool_size=2 pools over windows.*pool_grid",
+            r"several sizes.*pool_size=2 pools over windows.*pool_grid",
         ),
         ([np.zeros((10, 10)), np.zeros((12, 10, 3))], {}, r"\[1, 3\] channels.*same number"),
         ([np.zeros((10, 10)), np.zeros((0, 10))], {}, r"X\[1\] has shape \(0, 10\).*no empty axis"),
