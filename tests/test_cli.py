@@ -14,7 +14,7 @@ import skops.io as sio
 from image_folders import draw_shape, make_shapes_folder
 from PIL import Image
 
-from sklearn_convfeat import ConvFeatureTransformer
+from sklearn_convfeat import ConvFeatureTransformer, _limits
 from sklearn_convfeat._cli import MODEL_FORMAT, NATIVE_MODEL_FORMAT, main
 from sklearn_convfeat.datasets import load_images
 
@@ -496,6 +496,14 @@ def test_search_native_sizes(shapes, tmp_path, monkeypatch, capsys):
     assert result.returncode == 0, result.stderr
     assert len([line for line in result.stdout.splitlines() if "+/-" in line]) == 2
     assert "kept at their own sizes, longer side at most 40 (from" in result.stderr
+
+
+def test_native_sizes_that_do_not_fit_are_one_line(shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_limits, "available_memory", lambda: 10_000)
+    result = run_main(["evaluate", "--data", shapes, *NATIVE], capsys)
+    assert_one_line_error(result, "24 images at their own sizes", "would need", "max_side")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
