@@ -1,18 +1,23 @@
-"""The engine: runs a :class:`~sklearn_convfeat._plan.Plan` over images.
+"""The engine: runs :class:`~sklearn_convfeat._plan.Plan` s over images.
 
 Pure functions over arrays. Images are ``(n, H, W, C)``; filters are float32
 ``(n_filters, h, w, C)``. The convolution is a cross-correlation (the filter is not flipped),
 as in :func:`scipy.signal.correlate2d` and in CNN libraries. :func:`pooled_features` gives
-the features of ``transform``, :func:`feature_maps` the maps before pooling.
+the features of ``transform`` for images of one shape, :func:`pooled_features_of_groups` for
+groups of images of several shapes, :func:`feature_maps` the maps before pooling.
 
 How the work is laid out, and why:
 
-- Images are cut into *chunks* small enough for one chunk's patches and maps to stay in the
-  core's cache (``plan.chunk`` images); each chunk is convolved, activated and pooled before
-  the next one starts, so the unpooled maps never travel to main memory and never exist for
-  more than a chunk. Every buffer a chunk uses is listed by ``plan.chunk_buffers``, allocated
-  once per thread, and reused by every chunk: a chunk allocates nothing.
-- The GEMM path gathers the patches of a chunk *transposed*, one row per filter tap
+- The work is tiled so that a tile's patches and maps stay in a core's cache: *chunks* of
+  ``plan.chunk`` images; for large images, one image at a time in *bands* of map rows
+  (``plan.bands``: each band reads its rows of the image and the filter's halo); and *blocks*
+  of filters (``plan.block``). Each block's maps are activated and pooled right after the
+  product that makes them, so the unpooled maps never travel to main memory. A band's pooled
+  values are combined with the other bands' (a maximum, or a sum until the division by the
+  region's size), exactly as if the whole map had been pooled at once. Every buffer a chunk
+  uses is listed by ``plan.chunk_buffers``, allocated once per thread, and reused by every
+  chunk: a chunk allocates nothing of its own.
+- The GEMM path gathers the patches of a tile *transposed*, one row per filter tap
   ``(channel, dy, dx)``: each row is then made of whole image rows, so the gather copies long
   contiguous runs even for grey images, where a patch is only ``h * w`` values. A float32
   matrix product with the filters per image (looped over in C) gives the maps, channels-last.
@@ -26,9 +31,9 @@ How the work is laid out, and why:
 - The FFT path multiplies spectra (``scipy.fft``) and wins when filters are large; which path
   runs is decided by the plan.
 - *Batches* (many chunks) are the unit of work of the ``n_jobs`` threads. Every image goes
-  through the same code in chunks of a size that does not depend on ``batch_size`` or
-  ``n_jobs``, and every matrix product covers one image, so results are bit-identical for
-  any of them.
+  through the same code in tiles that do not depend on ``batch_size``, ``n_jobs`` or the other
+  images, and every matrix product covers one image, so results are bit-identical for any of
+  them.
 """
 
 import math
@@ -50,15 +55,30 @@ from ._variants import ACTIVATIONS, POOLINGS
 ALIGNMENT = 64
 
 
-def _aligned_empty(shape, dtype):
-    itemsize = np.dtype(dtype).itemsize
-    size = math.prod(shape)
-    flat = np.empty(size + ALIGNMENT // itemsize, dtype=dtype)
-    offset = -flat.ctypes.data % ALIGNMENT // itemsize
-    return flat[offset : offset + size].reshape(shape)
+class _Space:
+    """Named flat buffers, aligned to :data:`ALIGNMENT`: ``space[name](shape)`` is a
+    C-contiguous view of the start of buffer ``name``, of any shape that fits."""
+
+    def __init__(self, buffers):
+        self.flat = {}
+        for name, (shape, dtype) in buffers.items():
+            if name.startswith("tmp_"):
+                continue
+            itemsize = np.dtype(dtype).itemsize
+            size = math.prod(shape)
+            flat = np.empty(size + ALIGNMENT // itemsize, dtype=dtype)
+            offset = -flat.ctypes.data % ALIGNMENT // itemsize
+            self.flat[name] = flat[offset : offset + size]
+
+    def __contains__(self, name):
+        return name in self.flat
+
+    def __getitem__(self, name):
+        flat = self.flat[name]
+        return lambda shape: flat[: math.prod(shape)].reshape(shape)
 
 
-def _patch_normaliser(patches_t, buffers, eps):
+def _patch_normaliser(patches_t, space, eps):
     """A function normalising, in place, each patch of the fixed buffer ``patches_t``
     ``(n, taps, positions)`` to zero mean and unit variance, ``eps`` added to the variance.
 
@@ -66,8 +86,10 @@ def _patch_normaliser(patches_t, buffers, eps):
     cancellation; normalising the patches before the GEMM equals normalising the maps after
     it, on ``taps`` instead of ``n_filters`` values per position.
     """
-    taps = patches_t.shape[1]
-    mean, scale, squares = buffers["norm_mean"], buffers["norm_scale"], buffers["norm_squares"]
+    n, taps, positions = patches_t.shape
+    mean = space["norm_mean"]((n, 1, positions))
+    scale = space["norm_scale"]((n, 1, positions))
+    squares = space["norm_squares"](patches_t.shape)
     eps = np.float32(eps)
 
     def normalise():
@@ -84,53 +106,64 @@ def _patch_normaliser(patches_t, buffers, eps):
     return normalise
 
 
-def _gemm_convolver(plan, padded, weights, buffers, eps):
-    """A function computing the maps ``(n, positions, n_filters)`` of the images in the fixed
-    buffer ``padded`` (a chunk of zero-padded channels-first images), through im2col and a GEMM
-    per image, in ``buffers``. All views are made here, once: a chunk then costs a handful of
-    NumPy calls."""
+def _multiplier(patches_t, kernel, space):
+    """A function multiplying the fixed patches ``(n, taps, positions)`` with block ``k`` of
+    the filters into the maps ``(n, positions, block)``: one GEMM per image, which numpy loops
+    over in C. BLAS rounds a row differently depending on the matrix's size, so a GEMM over
+    the chunk would make a sample's features depend on its chunk, hence on batch_size."""
+    n, _, positions = patches_t.shape
+    patches = patches_t.transpose(0, 2, 1)
+
+    def multiply(k):
+        weights = kernel.weights[k]
+        maps = space["maps"]((n, positions, weights.shape[1]))
+        np.matmul(patches, weights, out=maps)
+        return maps
+
+    return multiply
+
+
+def _gemm_convolver(plan, padded, band_rows, kernel, space):
+    """Functions computing the maps of the fixed buffer ``padded`` (a chunk of zero-padded
+    channels-first image rows): ``prepare()`` gathers (and normalises) the patches of
+    ``band_rows`` map rows, ``multiply(k)`` returns the maps ``(n, positions, block)`` of block
+    ``k`` of filters. All views are made here, once: a tile then costs a handful of calls."""
     n, channels = padded.shape[:2]
     rows, cols = plan.filter_size
-    out_rows, out_cols = plan.map_shape
+    out_cols = plan.map_shape[1]
     stride = plan.stride
     s_n, s_c, s_y, s_x = padded.strides
     # Per image, rows are filter taps (c, dy, dx), columns positions (i, j): each row is copied
     # in runs along image rows, long even for grey images where a patch is only h * w values.
     windows = as_strided(
         padded,
-        shape=(n, channels, rows, cols, out_rows, out_cols),
+        shape=(n, channels, rows, cols, band_rows, out_cols),
         strides=(s_n, s_c, s_y, s_x, s_y * stride, s_x * stride),
         writeable=False,
     )
-    patches_t = buffers["patches"]
-    maps = buffers["maps"]
-    # One GEMM per image, which numpy loops over in C: BLAS rounds a row differently depending
-    # on the matrix's size, so a GEMM over the chunk would make a sample's features depend on
-    # its chunk, hence on batch_size and n_jobs.
-    patches = patches_t.transpose(0, 2, 1)
-    normalise = _patch_normaliser(patches_t, buffers, eps) if eps is not None else None
+    patches_t = space["patches"]((n, plan.taps, band_rows * out_cols))
     target = patches_t.reshape(windows.shape)
+    normalise = _patch_normaliser(patches_t, space, kernel.eps) if kernel.eps is not None else None
 
-    def convolve():
+    def prepare():
         np.copyto(target, windows)
         if normalise is not None:
             normalise()
-        np.matmul(patches, weights, out=maps)
-        return maps
 
-    return convolve
+    return prepare, _multiplier(patches_t, kernel, space)
 
 
-def _phased_gemm_convolver(plan, padded, weights, buffers, eps):
-    """Like :func:`_gemm_convolver`, with positions ordered for pooling equal windows.
+def _phased_gemm_convolver(plan, padded, band_rows, kernel, space):
+    """Like :func:`_gemm_convolver` (for a whole map), with positions ordered for pooling equal
+    windows.
 
     For pooling windows of ``(wr, wc)`` positions, only the ``wr * (out_rows // wr)`` rows and
     ``wc * (out_cols // wc)`` columns that are pooled are computed, and the column ``j = wc * u
-    + v`` of a map goes to phase ``v``: the maps are ``(n, wc, rows, out_cols // wc,
-    n_filters)``, so pooling reduces whole blocks (:func:`_phased_pooler`) instead of runs of
-    ``n_filters`` values. The image columns of each phase are gathered first, into
-    ``buffers["phases"]``: the patches are then copied in runs of ``rows * (out_cols // wc)``
-    values. The same products are summed in the same order as in :func:`_gemm_convolver`.
+    + v`` of a map goes to phase ``v``: the maps are ``(n, wc, rows, out_cols // wc, block)``,
+    so pooling reduces whole blocks (:func:`_phased_pooler`) instead of runs of ``block``
+    values. The image columns of each phase are gathered first, into the ``phases`` buffer: the
+    patches are then copied in runs of ``rows * (out_cols // wc)`` values. The same products
+    are summed in the same order as in :func:`_gemm_convolver`.
     """
     n, channels = padded.shape[:2]
     rows, cols = plan.filter_size
@@ -138,12 +171,13 @@ def _phased_gemm_convolver(plan, padded, weights, buffers, eps):
     _, win_cols, out_rows, units = plan.phased_shape
     # phases[q, y, u] = padded[y, stride * win_cols * u + q]: the image columns that phase
     # positions read, for every offset q of a filter tap within a window of map columns.
-    phases = buffers["phases"]
-    n_phases, used_rows = phases.shape[2:4]
+    n_phases = stride * (win_cols - 1) + cols
+    used_rows = plan.band_input_rows(out_rows)
+    phases = space["phases"]((n, channels, n_phases, used_rows, units))
     s_n, s_c, s_y, s_x = padded.strides
     gather = as_strided(
         padded,
-        shape=(n, channels, n_phases, used_rows, units),
+        shape=phases.shape,
         strides=(s_n, s_c, s_x, s_y, s_x * stride * win_cols),
         writeable=False,
     )
@@ -155,63 +189,62 @@ def _phased_gemm_convolver(plan, padded, weights, buffers, eps):
         strides=(p_n, p_c, p_y, p_q, p_q * stride, p_y * stride, p_u),
         writeable=False,
     )
-    patches_t = buffers["patches"]
+    patches_t = space["patches"]((n, plan.taps, win_cols * out_rows * units))
     target = patches_t.reshape(taps_view.shape)
-    maps = buffers["maps"]
-    patches = patches_t.transpose(0, 2, 1)
-    normalise = _patch_normaliser(patches_t, buffers, eps) if eps is not None else None
+    normalise = _patch_normaliser(patches_t, space, kernel.eps) if kernel.eps is not None else None
 
-    def convolve():
+    def prepare():
         np.copyto(phases, gather)
         np.copyto(target, taps_view)
         if normalise is not None:
             normalise()
-        np.matmul(patches, weights, out=maps)
-        return maps
 
-    return convolve
+    return prepare, _multiplier(patches_t, kernel, space)
 
 
-def filter_spectra(plan, filters):
-    """The conjugate spectra of the filters on the padded image, for the FFT path."""
-    return np.conj(scipy.fft.rfft2(filters.transpose(0, 3, 1, 2), s=plan.padded_shape))
-
-
-def _fft_convolver(plan, padded, spectra, filters, buffers, eps):
-    """A function from the fixed padded channels-first chunk to its maps ``(n, positions,
-    n_filters)``, by FFT; with ``eps``, the maps of the normalised patches, from the patches'
-    moments (box sums) and the filters' sums."""
+def _fft_convolver(plan, padded, band_rows, kernel, space):
+    """Like :func:`_gemm_convolver`, by FFT: ``prepare()`` transforms the padded rows (and,
+    with a patch normalisation, takes the patches' moments from box sums), ``multiply(k)``
+    multiplies the spectra with block ``k``'s and inverts them into the maps; the maps of the
+    normalised patches are corrected from the moments and the filters' sums."""
     n, channels, height, width = padded.shape
-    out_rows, out_cols = plan.map_shape
+    out_cols = plan.map_shape[1]
     stride = plan.stride
-    product, term, maps = buffers["product"], buffers["term"], buffers["maps"]
-    grid_maps = maps.reshape(n, out_rows, out_cols, plan.n_filters)
-    filter_sums = filters.sum(axis=(1, 2, 3))
-    (top, _), (left, _) = plan.padding
-    inside = padded[:, :, top : top + plan.image_shape[0], left : left + plan.image_shape[1]]
-    padding = "valid" if plan.padding == ((0, 0), (0, 0)) else "same"
+    state = {}
 
-    def convolve():
-        image_spectra = scipy.fft.rfft2(padded)
+    def prepare():
+        state["spectra"] = scipy.fft.rfft2(padded)
+        if kernel.eps is not None:
+            images = padded.transpose(0, 2, 3, 1)
+            mean, var = patch_moments(images, plan.filter_size, stride, "valid")
+            state["mean"] = mean[:, :band_rows, :, None]
+            state["scale"] = np.sqrt(var[:, :band_rows] + np.float32(kernel.eps))[..., None]
+
+    def multiply(k):
+        spectra, filters = state["spectra"], kernel.spectra[k]
+        block = len(filters)
+        product = space["product"]((n, block, height, width // 2 + 1))
+        term = space["term"](product.shape)
         # Cross-correlation is a product with the conjugate spectrum, summed over channels.
-        np.multiply(image_spectra[:, None, 0], spectra[None, :, 0], out=product)
+        np.multiply(spectra[:, None, 0], filters[None, :, 0], out=product)
         for channel in range(1, channels):
-            np.multiply(image_spectra[:, None, channel], spectra[None, :, channel], out=term)
+            np.multiply(spectra[:, None, channel], filters[None, :, channel], out=term)
             np.add(product, term, out=product)
         # Circular correlation equals the linear one where the filter fits: invert the
         # columns' transform only on the rows that are kept, then the rows' transform.
-        kept = scipy.fft.ifft(product, axis=2, overwrite_x=True)[:, :, : out_rows * stride : stride]
+        kept = scipy.fft.ifft(product, axis=2, overwrite_x=True)[
+            :, :, : band_rows * stride : stride
+        ]
         first = scipy.fft.irfft(kept, n=width, axis=3)
-        np.copyto(grid_maps, first[:, :, :, : out_cols * stride : stride].transpose(0, 2, 3, 1))
-        if eps is not None:
-            # The GEMM path normalises the patches; here the maps are corrected instead.
-            images = inside.transpose(0, 2, 3, 1)
-            mean, var = patch_moments(images, plan.filter_size, stride, padding)
-            np.subtract(grid_maps, mean[..., None] * filter_sums, out=grid_maps)
-            np.divide(grid_maps, np.sqrt(var + np.float32(eps))[..., None], out=grid_maps)
+        maps = space["maps"]((n, band_rows * out_cols, block))
+        grid = maps.reshape(n, band_rows, out_cols, block)
+        np.copyto(grid, first[:, :, :, : out_cols * stride : stride].transpose(0, 2, 3, 1))
+        if kernel.eps is not None:
+            np.subtract(grid, state["mean"] * kernel.filter_sums[k], out=grid)
+            np.divide(grid, state["scale"], out=grid)
         return maps
 
-    return convolve
+    return prepare, multiply
 
 
 def _axis_reducer(array, axis, regions, reduce, out):
@@ -230,54 +263,266 @@ def _axis_reducer(array, axis, regions, reduce, out):
     return lambda: reduce.reduce(windows, axis=axis + 1, out=out)
 
 
-def _phased_pooler(plan, maps, reduce, buffers, out):
-    """A function pooling the fixed phased maps ``(n, positions, n_maps)`` (from
-    :func:`_phased_gemm_convolver`) onto the finest level, into ``out``.
+def _map_slices(plan, start, stop):
+    """Where block ``[start, stop)``'s activated maps go among all maps: ``[(source, target)]``
+    slices of the maps axis (each sign of a two-sided activation is a block of all filters)."""
+    block = stop - start
+    signs = plan.maps_per_filter
+    if block == plan.n_filters:
+        return [(slice(0, signs * block), slice(0, signs * block))]
+    return [
+        (
+            slice(s * block, (s + 1) * block),
+            slice(s * plan.n_filters + start, s * plan.n_filters + stop),
+        )
+        for s in range(signs)
+    ]
 
-    Columns first, as one reduction over the phases (blocks of a whole phase), then rows, in
-    runs of a row of pooled columns.
-    """
-    n, _, n_maps = maps.shape
-    win_rows, win_cols, out_rows, units = plan.phased_shape
-    phases = maps.reshape(n, win_cols, -1)
-    pooled = buffers["phase_pooled"]
-    by_rows = pooled.reshape(n, out_rows // win_rows, win_rows, units, n_maps)
+
+def _map_pooler(plan, maps, block, space, levels):
+    """A function pooling the fixed activated maps ``(n, positions, block maps)`` of a whole
+    map and one block of filters onto every level pooled from the maps, into the levels'
+    buffers ``levels``. All views are made here, once."""
+    reduce = POOLINGS[plan.pooling].reduce
+    n, _, block_maps = maps.shape
+    slices = _map_slices(plan, *block)
+    steps = []
+    for index in plan.order:
+        level = plan.levels[index]
+        if level.source is not None:
+            continue
+        if plan.phased:
+            steps.append(_phased_pooler(plan, maps, reduce, space, levels[index], slices))
+            continue
+        grid = maps.reshape(n, *plan.map_shape, block_maps)
+        rows = space[f"rows_{index}"]((n, len(level.rows), plan.map_shape[1], block_maps))
+        steps.append(_axis_reducer(grid, 1, level.rows, reduce, rows))
+        steps += [
+            _axis_reducer(rows[..., source], 2, level.cols, reduce, levels[index][..., target])
+            for source, target in slices
+        ]
 
     def pool():
-        reduce.reduce(phases, axis=1, out=pooled)
-        reduce.reduce(by_rows, axis=2, out=out)
+        for step in steps:
+            step()
 
     return pool
 
 
-def _pooler(plan, maps, buffers):
-    """A function pooling the fixed maps ``(n, positions, n_maps)`` onto every level of the
-    plan: ``pool(out)`` writes the finished features of the chunk into ``out``, ``(n,
-    n_regions, n_maps)``."""
-    pooling = POOLINGS[plan.pooling]
-    reduce = pooling.reduce
-    n, _, n_maps = maps.shape
-    grid = maps.reshape(n, *plan.map_shape, n_maps) if not plan.phased else None
-    steps = []
-    for index in plan.order:
-        level = plan.levels[index]
-        pooled = buffers[f"level_{index}"]
-        if plan.phased and index == plan.order[0]:
-            steps.append(_phased_pooler(plan, maps, reduce, buffers, pooled))
-            continue
-        source = grid if level.source is None else buffers[f"level_{level.source}"]
-        rows = buffers[f"rows_{index}"]
-        pool_rows = _axis_reducer(source, 1, level.rows, reduce, rows)
-        pool_cols = _axis_reducer(rows, 2, level.cols, reduce, pooled)
-        steps += [pool_rows, pool_cols]
-    emits = [
-        (buffers[f"level_{index}"], level.offset, level.n_regions, level.sizes)
-        for index, level in enumerate(plan.levels)
+def _band_pooler(plan, space, levels):
+    """A function ``pool(maps, band, block)`` pooling the activated maps ``(n, positions,
+    block maps)`` of one band of map rows and one block of filters onto every level pooled
+    from the maps, combined into the levels' buffers ``levels`` (initialised to the
+    reduction's identity): regions that span several bands get each band's part."""
+    reduce = POOLINGS[plan.pooling].reduce
+    cols = plan.map_shape[1]
+    parts = [
+        (
+            index,
+            plan.levels[index].cols,
+            [plan.levels[index].map_rows.clip(*band) for band in plan.bands],
+        )
+        for index in plan.order
+        if plan.levels[index].source is None
     ]
 
-    def pool(out):
-        for step in steps:
-            step()
+    def pool(maps, band, block):
+        n, _, block_maps = maps.shape
+        grid = maps.reshape(n, band[1] - band[0], cols, block_maps)
+        for index, level_cols, clips in parts:
+            first, rows = clips[plan.bands.index(band)]
+            if rows is None:
+                continue
+            pooled_rows = space[f"rows_{index}"]((n, len(rows), cols, block_maps))
+            _axis_reducer(grid, 1, rows, reduce, pooled_rows)()
+            part = space[f"part_{index}"]((n, len(rows), len(level_cols), block_maps))
+            _axis_reducer(pooled_rows, 2, level_cols, reduce, part)()
+            target = levels[index][:, first : first + len(rows)]
+            for source, destination in _map_slices(plan, *block):
+                combined = target[..., destination]
+                reduce(combined, part[..., source], out=combined)
+
+    return pool
+
+
+def _phased_pooler(plan, maps, reduce, space, level, slices):
+    """A function pooling the fixed phased maps ``(n, positions, block maps)`` (from
+    :func:`_phased_gemm_convolver`) onto the finest level, into the map ``slices`` of its
+    buffer ``level``.
+
+    Columns first, as one reduction over the phases (blocks of a whole phase), then rows, in
+    runs of a row of pooled columns.
+    """
+    n, _, block_maps = maps.shape
+    win_rows, win_cols, out_rows, units = plan.phased_shape
+    phases = maps.reshape(n, win_cols, -1)
+    pooled = space["phase_pooled"]((n, out_rows * units * block_maps))
+    by_rows = pooled.reshape(n, out_rows // win_rows, win_rows, units, block_maps)
+    pool_rows = [(by_rows[..., source], level[..., destination]) for source, destination in slices]
+
+    def pool():
+        reduce.reduce(phases, axis=1, out=pooled)
+        for source, destination in pool_rows:
+            reduce.reduce(source, axis=2, out=destination)
+
+    return pool
+
+
+class _Kernel:
+    """What the filters become for a plan, once per call: the GEMM's weights or the FFT's
+    spectra, per block of filters, and the filters' sums and bias."""
+
+    def __init__(self, plan, filters, bias, patch_norm_eps):
+        filters = np.asarray(filters, dtype=np.float32)
+        blocks = [slice(start, stop) for start, stop in plan.blocks]
+        self.eps = patch_norm_eps if plan.patch_norm else None
+        self.bias = None if bias is None else np.asarray(bias, dtype=np.float32)
+        self.filter_sums = [filters[block].sum(axis=(1, 2, 3)) for block in blocks]
+        self.weights = self.spectra = None
+        if plan.method == "fft":
+            band = max(stop - start for start, stop in plan.bands)
+            shape = (plan.band_input_rows(band), plan.padded_shape[1])
+            spectra = np.conj(scipy.fft.rfft2(filters.transpose(0, 3, 1, 2), s=shape))
+            self.spectra = [spectra[block] for block in blocks]
+        else:
+            flat = filters.transpose(0, 3, 1, 2).reshape(len(filters), -1)
+            weights = np.ascontiguousarray(flat).T
+            self.weights = [weights[:, block] for block in blocks]
+
+
+class _Workspace:
+    """The buffers of one thread for chunks of up to ``size`` images of one plan, and the steps
+    built on them for each chunk size."""
+
+    def __init__(self, plan, kernel, size):
+        self.plan, self.kernel = plan, kernel
+        self.space = _Space(plan.chunk_buffers(size))
+        self.steps = {}
+
+    def step(self, size):
+        if size not in self.steps:
+            self.steps[size] = _make_step(self.plan, self.kernel, self.space, size)
+        return self.steps[size]
+
+
+_CONVOLVERS = {"gemm": _gemm_convolver, "fft": _fft_convolver}
+
+
+def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
+    """A function ``run(band)`` computing one band of ``band_rows`` map rows of ``n`` images
+    (already in the padded buffer): for each block of filters, the product, the bias, the
+    activation and the pooling into ``levels``, by ``band_pool(maps, band, block)`` or, for a
+    whole map (``band_pool`` None), by poolers built here."""
+    padded = space["padded"]((n, plan.image_shape[2], _padded_rows(plan), plan.padded_shape[1]))
+    if plan.method == "gemm":
+        padded = padded[:, :, : plan.band_input_rows(band_rows)]
+    if plan.phased:
+        prepare, multiply = _phased_gemm_convolver(plan, padded, band_rows, kernel, space)
+        _, win_cols, out_rows, units = plan.phased_shape
+        positions = win_cols * out_rows * units
+    else:
+        prepare, multiply = _CONVOLVERS[plan.method](plan, padded, band_rows, kernel, space)
+        positions = band_rows * plan.map_shape[1]
+    activation = ACTIVATIONS[plan.activation]
+    prepare_pooling = POOLINGS[plan.pooling].prepare
+    blocks = []
+    for block in plan.blocks:
+        maps = space["maps"]((n, positions, block[1] - block[0]))
+        activated = maps
+        if plan.maps_per_filter > 1:
+            activated = space["activated"]((n, positions, maps.shape[2] * plan.maps_per_filter))
+        bias = None if kernel.bias is None else kernel.bias[block[0] : block[1]]
+        pool = None if band_pool else _map_pooler(plan, activated, block, space, levels)
+        blocks.append((block, bias, activated, pool))
+
+    def run(band):
+        prepare()
+        for k, (block, bias, activated, pool) in enumerate(blocks):
+            maps = multiply(k)
+            if not plan.pool_first:
+                if bias is not None:
+                    np.add(maps, bias, out=maps)
+                activation.apply(maps, plan.threshold, activated)
+                if prepare_pooling is not None:
+                    prepare_pooling(activated)
+            if pool is None:
+                band_pool(activated, band, block)
+            else:
+                pool()
+
+    return run
+
+
+def _padded_rows(plan):
+    """Rows of the padded buffer: what the longest band reads."""
+    return plan.band_input_rows(max(stop - start for start, stop in plan.bands))
+
+
+def _make_step(plan, kernel, space, size):
+    """Convolution, normalisation, activation and pooling of ``size`` images into ``out``.
+
+    Its views are built here, once per chunk size (the full chunk and, at most, a last shorter
+    one): a chunk holds few images, and building views costs as much as they do. With several
+    bands (large images), one tile serves every band of the same length, and each band pools
+    through views made as it comes, which costs little next to a band's work.
+    """
+    height, width = plan.image_shape[:2]
+    (top, _), (left, _) = plan.padding
+    padded = space["padded"]((size, plan.image_shape[2], _padded_rows(plan), plan.padded_shape[1]))
+    padded[...] = 0
+    levels = {
+        index: space[f"level_{index}"]((size, *level.shape, plan.n_maps))
+        for index, level in enumerate(plan.levels)
+    }
+    pooling = POOLINGS[plan.pooling]
+    nested = []
+    for index in plan.order:
+        level = plan.levels[index]
+        if level.source is None:
+            continue
+        source = levels[level.source]
+        rows = space[f"rows_{index}"]((size, len(level.rows), source.shape[2], plan.n_maps))
+        nested += [
+            _axis_reducer(source, 1, level.rows, pooling.reduce, rows),
+            _axis_reducer(rows, 2, level.cols, pooling.reduce, levels[index]),
+        ]
+    emits = [
+        (levels[index], level.offset, level.n_regions, level.sizes)
+        for index, level in enumerate(plan.levels)
+    ]
+    whole = len(plan.bands) == 1
+    band_pool = None if whole else _band_pooler(plan, space, levels)
+    from_maps = [levels[i] for i, level in enumerate(plan.levels) if level.source is None]
+    identity = -np.inf if pooling.is_max else 0.0
+    tiles = {}
+    for start, stop in plan.bands:
+        if stop - start not in tiles:
+            tiles[stop - start] = _tile(plan, kernel, space, size, stop - start, levels, band_pool)
+
+    def load(images, band):
+        """Copy the image rows that ``band`` reads into the padded buffer, as float32 (the
+        images are checked to fit), zeros elsewhere. ``images`` is an array or a list."""
+        first = band[0] * plan.stride - top  # the image row at the buffer's first row
+        low, high = max(first, 0), min(first + padded.shape[2], height)
+        if not whole:
+            padded[:, :, : low - first] = 0
+            padded[:, :, high - first :] = 0
+        target = padded[:, :, low - first : high - first, left : left + width]
+        if isinstance(images, list):
+            for image, inside in zip(images, target, strict=True):
+                np.copyto(inside, image[low:high].transpose(2, 0, 1), casting="unsafe")
+        else:
+            np.copyto(target, images[:, low:high].transpose(0, 3, 1, 2), casting="unsafe")
+
+    def step(images, out):
+        if not whole:
+            for level in from_maps:
+                level[...] = identity
+        for band in plan.bands:
+            load(images, band)
+            tiles[band[1] - band[0]](band)
+        for reducer in nested:
+            reducer()
         for pooled, offset, n_regions, sizes in emits:
             target = out[:, offset : offset + n_regions].reshape(pooled.shape)
             if pooling.mean:
@@ -286,65 +531,6 @@ def _pooler(plan, maps, buffers):
                     np.sqrt(target, out=target)
             else:
                 np.copyto(target, pooled)
-
-    return pool
-
-
-class _Workspace:
-    """The buffers of one thread for chunks of up to ``size`` images, and the steps built on
-    them for each chunk size."""
-
-    def __init__(self, plan, kernel, size):
-        self.plan, self.kernel = plan, kernel
-        self.buffers = {
-            name: _aligned_empty(shape, dtype)
-            for name, (shape, dtype) in plan.chunk_buffers(size).items()
-            if not name.startswith("tmp_")
-        }
-        # Zeroed once: the borders stay zero, each chunk only overwrites the inside.
-        self.buffers["padded"][...] = 0
-        self.steps = {}
-
-    def step(self, size):
-        if size not in self.steps:
-            self.steps[size] = _make_step(self.plan, self.kernel, self.buffers, size)
-        return self.steps[size]
-
-
-def _make_step(plan, kernel, all_buffers, size):
-    """Convolution, normalisation, activation and pooling of ``size`` images into ``out``.
-
-    Its views are built here, once per chunk size (the full chunk and, at most, a last shorter
-    one): a chunk holds few images, and building views costs as much as they do.
-    """
-    buffers = {name: buffer[:size] for name, buffer in all_buffers.items()}
-    weights, spectra, filters, bias, eps = kernel
-    padded = buffers["padded"]
-    (top, _), (left, _) = plan.padding
-    height, width = plan.image_shape[:2]
-    target = padded[:, :, top : top + height, left : left + width]
-    if plan.method == "fft":
-        convolve = _fft_convolver(plan, padded, spectra, filters, buffers, eps)
-    elif plan.phased:
-        convolve = _phased_gemm_convolver(plan, padded, weights, buffers, eps)
-    else:
-        convolve = _gemm_convolver(plan, padded, weights, buffers, eps)
-    activation = ACTIVATIONS[plan.activation]
-    prepare = POOLINGS[plan.pooling].prepare
-    maps = buffers["maps"]
-    activated = buffers.get("activated", maps)
-    pool = _pooler(plan, activated, buffers)
-
-    def step(images, out):
-        np.copyto(target, images.transpose(0, 3, 1, 2))
-        convolve()
-        if not plan.pool_first:
-            if bias is not None:
-                np.add(maps, bias, out=maps)
-            activation.apply(maps, plan.threshold, activated)
-            if prepare is not None:
-                prepare(activated)
-        pool(out)
 
     return step
 
@@ -356,26 +542,27 @@ def _run_batch(plan, workspace, images, out):
         workspace.step(stop - start)(images[start:stop], out[start:stop])
     if plan.pool_first:
         # Once for the batch: one large call instead of one per chunk of a few images.
-        weights, spectra, filters, bias, eps = workspace.kernel
-        if bias is not None:
-            out += bias
+        if workspace.kernel.bias is not None:
+            out += workspace.kernel.bias
         ACTIVATIONS[plan.activation].apply(out, plan.threshold, out)
 
 
-def pooled_features(
-    images, plan, filters, bias=None, patch_norm_eps=None, *, n_jobs=None, batch_size=None
+def pooled_features_of_groups(
+    groups, filters, bias=None, patch_norm_eps=None, *, n_jobs=None, batch_size=None
 ):
-    """The pooled features of ``images``, computed batch by batch into one output array.
+    """The pooled features of groups of images, one plan per group.
 
-    Batches run on ``n_jobs`` threads with BLAS limited to one thread each. A sample's features
-    never depend on its batch, so the result is the same for any ``batch_size`` and ``n_jobs``.
+    Batches of every group run on ``n_jobs`` threads with BLAS limited to one thread each; a
+    thread keeps its buffers from batch to batch while the plan stays the same. A sample's
+    features never depend on its batch, its group's other images or the other groups, so the
+    result is the same for any ``batch_size`` and ``n_jobs``.
 
     Parameters
     ----------
-    images : ndarray of shape (n, H, W, C)
-        Any real dtype and memory layout; ``(H, W, C)`` must be ``plan.image_shape``.
-    plan : Plan
-        From :func:`~sklearn_convfeat._plan.make_plan`.
+    groups : list of (Plan, images)
+        ``images`` of shape ``(n, *plan.image_shape)``: an array of any real dtype and memory
+        layout, or a list of arrays of ``plan.image_shape``. They are read a chunk at a time
+        into the engine's float32 buffers, never copied whole.
     filters : ndarray of shape (n_filters, h, w, C), float32
     bias : ndarray of shape (n_filters,), default=None
         Added to each filter's map (after the patch normalisation).
@@ -385,48 +572,59 @@ def pooled_features(
     n_jobs : int, default=None
         As in :class:`~sklearn_convfeat.ConvFeatureTransformer`.
     batch_size : int, default=None
-        Images per batch; None for ``plan.batch_size``.
+        Images per batch; None for each plan's ``batch_size``.
 
     Returns
     -------
-    features : ndarray of shape (n, *plan.output_shape), float32
+    features : list of ndarray of shape (n, *plan.output_shape), float32
+        One per group.
     """
-    n_samples = images.shape[0]
-    out = np.empty((n_samples, *plan.output_shape), dtype=np.float32)
-    regions = out.reshape(n_samples, -1, plan.n_maps)
     n_threads = thread_count(n_jobs)
-    if batch_size is None:
-        batch_size = plan.batch_size(n_samples, n_threads)
-    batches = list(gen_batches(n_samples, batch_size))
-    n_threads = min(n_threads, len(batches))
-    filters = np.asarray(filters, dtype=np.float32)
-    if plan.method == "fft":
-        weights, spectra = None, filter_spectra(plan, filters)
-    else:
-        weights = np.ascontiguousarray(filters.transpose(0, 3, 1, 2).reshape(len(filters), -1)).T
-        spectra = None
-    if bias is not None:
-        bias = np.asarray(bias, dtype=np.float32)
-    eps = patch_norm_eps if plan.patch_norm else None
-    kernel = (weights, spectra, filters, bias, eps)
+    outputs, tasks = [], []
+    for plan, images in groups:
+        n_samples = len(images)
+        out = np.empty((n_samples, *plan.output_shape), dtype=np.float32)
+        outputs.append(out)
+        size = batch_size or plan.batch_size(n_samples, n_threads)
+        kernel = _Kernel(plan, filters, bias, patch_norm_eps)
+        capacity = min(plan.chunk, size, n_samples)
+        regions = out.reshape(n_samples, -1, plan.n_maps)
+        tasks += [
+            (plan, kernel, capacity, images, regions, batch)
+            for batch in gen_batches(n_samples, size)
+        ]
     # One workspace per thread at work, handed from batch to batch.
     workspaces = queue.SimpleQueue()
 
-    def fill(batch):
+    def fill(plan, kernel, capacity, images, regions, batch):
         try:
             workspace = workspaces.get_nowait()
         except queue.Empty:
-            workspace = _Workspace(plan, kernel, min(plan.chunk, batch_size, n_samples))
-        _run_batch(plan, workspace, np.asarray(images[batch], dtype=np.float32), regions[batch])
+            workspace = None
+        if workspace is None or workspace.kernel is not kernel:
+            workspace = _Workspace(plan, kernel, capacity)
+        _run_batch(plan, workspace, images[batch], regions[batch])
         workspaces.put(workspace)
 
+    n_threads = min(n_threads, len(tasks))
     with single_threaded_blas():
         if n_threads <= 1:
-            for batch in batches:
-                fill(batch)
+            for task in tasks:
+                fill(*task)
         else:
-            Parallel(n_jobs=n_threads, backend="threading")(delayed(fill)(b) for b in batches)
-    return out
+            Parallel(n_jobs=n_threads, backend="threading")(delayed(fill)(*task) for task in tasks)
+    return outputs
+
+
+def pooled_features(
+    images, plan, filters, bias=None, patch_norm_eps=None, *, n_jobs=None, batch_size=None
+):
+    """The pooled features of ``images`` of ``plan.image_shape``: ``(n, *plan.output_shape)``
+    float32. See :func:`pooled_features_of_groups`."""
+    (features,) = pooled_features_of_groups(
+        [(plan, images)], filters, bias, patch_norm_eps, n_jobs=n_jobs, batch_size=batch_size
+    )
+    return features
 
 
 def feature_maps(images, plan, filters, bias=None, patch_norm_eps=None):

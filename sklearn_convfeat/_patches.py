@@ -29,26 +29,36 @@ def sample_patches(images, patch_size, max_patches, random_state):
 
     As :func:`sklearn.feature_extraction.image.extract_patches_2d`, patches are read from a
     strided view of the images; but positions are drawn once over all images, so that the
-    cost does not grow with the number of images.
+    cost does not grow with the number of images. ``images`` is an ``(n, H, W, C)`` array or
+    a list of ``(H_i, W_i, C)`` arrays of any sizes, each position of each image as likely.
 
     Returns
     -------
     patches : ndarray of shape (n_patches, h * w * channels), float64
     """
-    windows = sliding_window_view(images, patch_size, axis=(1, 2))
-    n_images, rows, cols = windows.shape[:3]
-    n_positions = n_images * rows * cols
-    if max_patches >= n_positions:
-        chosen = np.arange(n_positions)
+    shapes = [image.shape[:2] for image in images]
+    counts = [(h - patch_size[0] + 1) * (w - patch_size[1] + 1) for h, w in shapes]
+    offsets = np.cumsum([0, *counts])
+    if max_patches >= offsets[-1]:
+        chosen = np.arange(offsets[-1])
     else:
         chosen = np.sort(
-            sample_without_replacement(n_positions, max_patches, random_state=random_state)
+            sample_without_replacement(offsets[-1], max_patches, random_state=random_state)
         )
-    image, position = np.divmod(chosen, rows * cols)
-    row, col = np.divmod(position, cols)
-    # windows are (n, rows, cols, channels, h, w); patches are flattened as (h, w, channels).
-    patches = windows[image, row, col].transpose(0, 2, 3, 1)
-    return patches.reshape(len(chosen), -1).astype(np.float64)
+    if isinstance(images, np.ndarray):
+        windows = sliding_window_view(images, patch_size, axis=(1, 2))
+        image, position = np.divmod(chosen, counts[0])
+        row, col = np.divmod(position, windows.shape[2])
+        # windows are (n, rows, cols, channels, h, w); patches are flattened as (h, w, channels).
+        patches = windows[image, row, col].transpose(0, 2, 3, 1)
+        return patches.reshape(len(chosen), -1).astype(np.float64)
+    owners = np.searchsorted(offsets, chosen, side="right") - 1
+    parts = []
+    for index in np.unique(owners):
+        windows = sliding_window_view(images[index], patch_size, axis=(0, 1))
+        row, col = np.divmod(chosen[owners == index] - offsets[index], windows.shape[1])
+        parts.append(windows[row, col].transpose(0, 2, 3, 1).reshape(len(row), -1))
+    return np.concatenate(parts).astype(np.float64)
 
 
 def patch_norm_eps(patches):

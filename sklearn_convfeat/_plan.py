@@ -1,17 +1,20 @@
 """The plan of a transform: everything that depends only on the parameters and the image shape.
 
-:func:`make_plan` decides it once per fit, into one plain, immutable :class:`Plan`: the filter
-size after clipping, the padding, the maps' shape, the convolution method, the pooling regions
-and the order in which a pyramid's grids are pooled, the layout of the maps, the images per
-chunk, every buffer a chunk uses (which is both what the engine allocates and what the memory
-check counts), the output shape and the feature names. ``transform``, the memory check,
-``get_feature_names_out``, the Dask path and the plots all read it; the engine runs it.
+:func:`make_plan` decides it once per image shape, into one plain, immutable :class:`Plan`: the
+filter size after clipping, the padding, the maps' shape, the convolution method, the pooling
+regions and the order in which a pyramid's grids are pooled, the layout of the maps, how the
+work is tiled (images per chunk, bands of map rows, blocks of filters), every buffer a tile
+uses (which is both what the engine allocates and what the memory check counts), the output
+shape and the feature names. ``transform``, the memory check, ``get_feature_names_out``, the
+Dask path and the plots all read it; the engine runs it.
 
 Only :func:`parse_pooling` looks at the types of ``pool_size`` and ``pool_grid``.
 """
 
 import math
+import os
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,13 +26,18 @@ from ._variants import ACTIVATIONS, POOLINGS
 DEFAULT_PYRAMID = ((1, 1), (2, 2), (4, 4))
 DEFAULT_WINDOWS = (2, 2)
 
-# Bytes of one chunk's buffers (patches, maps, partly pooled maps): three quarters of a 2 MiB
-# L2 cache, so that the maps are pooled while still in cache. Measured on config A and B of
-# benchmarks/bench_speed.py: 0.5 to 3 MiB are within noise of each other there.
-CHUNK_BYTES = 3 * 2**19
+# A tile's buffers (patches, maps, partly pooled maps) aim at this fraction of a core's L2
+# cache, so that the maps are pooled while still in cache.
+CACHE_FRACTION = 0.75
 
-# Bytes of one batch's float32 copy of its images, made only when the input is not float32.
-BATCH_BYTES = 8 * 2**20
+# A band of map rows of one large image (or a block of filters) may use this many times the
+# budget of a chunk of small images: its calls then do enough work to cost little, while the
+# tiles stay in the cache shared by the cores. Measured on 1200x1600x3 images, 64 filters 4x4:
+# 0.33 s per image with tiles of 2 MiB, 0.22-0.26 s with 4-8 MiB, 0.3-0.4 s with 16-64 MiB.
+BAND_FACTOR = 8
+
+# The L2 cache of a core when the machine does not say.
+DEFAULT_L2_BYTES = 2**20
 
 # Bytes of the Python objects and small arrays of one call beyond its buffers (views, closures,
 # region sizes): under 64 KiB in every case measured by tracemalloc.
@@ -41,6 +49,30 @@ CALL_BYTES = 2**17
 # (AVX-512, OpenBLAS, pocketfft): grey 64x64 images at 17x17 to 19x19 filters, 96x96 at 15x15.
 FFT_COST_PER_LOG_POINT = 12
 FFT_COST_PER_CHANNEL = 25
+
+
+@lru_cache(maxsize=1)
+def l2_bytes(cache_dir="/sys/devices/system/cpu/cpu0/cache"):
+    """The L2 cache of one core, in bytes, as Linux reports it; :data:`DEFAULT_L2_BYTES`
+    elsewhere."""
+    try:
+        for index in sorted(os.listdir(cache_dir)):
+            path = os.path.join(cache_dir, index)
+            with open(os.path.join(path, "level")) as level:
+                if level.read().strip() != "2":
+                    continue
+            with open(os.path.join(path, "size")) as size:
+                text = size.read().strip().upper()
+            units = {"K": 2**10, "M": 2**20, "G": 2**30}
+            return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except (OSError, ValueError, IndexError):
+        pass
+    return DEFAULT_L2_BYTES
+
+
+def tile_bytes():
+    """The bytes a tile's buffers aim at: :data:`CACHE_FRACTION` of a core's L2 cache."""
+    return int(CACHE_FRACTION * l2_bytes())
 
 
 def _is_int(value):
@@ -58,7 +90,7 @@ def check_pair(name, value, minimum=1):
 
 
 @dataclass(frozen=True)
-class Pooling:
+class PoolingSpec:
     """What ``pool_size`` and ``pool_grid`` ask for, checked.
 
     ``windows`` is a ``(rows, cols)`` window size, or ``grids`` a tuple of ``(rows, cols)``
@@ -72,7 +104,8 @@ class Pooling:
 
 
 def parse_pooling(pool_size, pool_grid, flatten):
-    """Check ``pool_size`` and ``pool_grid`` together; return the :class:`Pooling` they ask for.
+    """Check ``pool_size`` and ``pool_grid`` together; return the :class:`PoolingSpec` they
+    ask for.
 
     ``pool_size`` pools over windows; ``pool_grid`` onto one grid (an int or a pair) or a
     pyramid (a list of grids, or a tuple of pairs); both at once is an error; neither gives
@@ -85,16 +118,16 @@ def parse_pooling(pool_size, pool_grid, flatten):
             "pyramid of grids (the other stays None)."
         )
     if pool_size is not None:
-        return Pooling(windows=check_pair("pool_size", pool_size))
+        return PoolingSpec(windows=check_pair("pool_size", pool_size))
     if pool_grid is None:
         if not flatten:
-            return Pooling(windows=DEFAULT_WINDOWS)
-        return Pooling(grids=DEFAULT_PYRAMID, pyramid=True)
+            return PoolingSpec(windows=DEFAULT_WINDOWS)
+        return PoolingSpec(grids=DEFAULT_PYRAMID, pyramid=True)
     is_pyramid = isinstance(pool_grid, list) or (
         isinstance(pool_grid, tuple) and not all(map(_is_int, pool_grid))
     )
     if not is_pyramid:
-        return Pooling(grids=(check_pair("pool_grid", pool_grid),))
+        return PoolingSpec(grids=(check_pair("pool_grid", pool_grid),))
     if not pool_grid:
         raise ValueError("pool_grid as a list of grids (a pyramid) must not be empty.")
     if not flatten:
@@ -104,7 +137,7 @@ def parse_pooling(pool_size, pool_grid, flatten):
             "(rows, cols) tuple, or pool_size for windows."
         )
     grids = tuple(check_pair("each grid of pool_grid", grid) for grid in pool_grid)
-    return Pooling(grids=grids, pyramid=True)
+    return PoolingSpec(grids=grids, pyramid=True)
 
 
 @dataclass(frozen=True)
@@ -134,6 +167,16 @@ class Regions:
             return None
         return Regions(tuple(finer.starts.index(start) for start in self.starts), len(finer))
 
+    def clip(self, start, stop):
+        """The parts of the regions inside ``[start, stop)``: ``(first, regions)``, the index of
+        the first region met and their parts, relative to ``start``; ``(0, None)`` if none."""
+        ends = (*self.starts[1:], self.stop)
+        met = [i for i in range(len(self)) if self.starts[i] < stop and ends[i] > start]
+        if not met:
+            return 0, None
+        starts = tuple(max(self.starts[i], start) - start for i in met)
+        return met[0], Regions(starts, min(ends[met[-1]], stop) - start)
+
 
 def window_regions(length, size):
     """Windows of ``size`` (clipped to ``length``); a remainder shorter than a window is dropped,
@@ -143,9 +186,17 @@ def window_regions(length, size):
     return Regions(tuple(range(0, count * size, size)), count * size)
 
 
-def grid_regions(length, count):
-    """``count`` nearly equal regions (clipped to ``length``) that cover the whole axis."""
-    count = min(count, length)
+def grid_regions(length, count, clip=True):
+    """``count`` nearly equal regions that cover the whole axis: clipped to ``length`` with
+    ``clip``, else an error if there are fewer positions than regions."""
+    if count > length:
+        if not clip:
+            raise ValueError(
+                f"maps of {length} positions cannot be pooled onto {count} regions; features "
+                f"of the same length for images of any size need maps at least as large as "
+                f"the largest grid of pool_grid: use a smaller pool_grid or larger images."
+            )
+        count = length
     return Regions(tuple(i * length // count for i in range(count)), length)
 
 
@@ -186,13 +237,22 @@ class Level:
         return [f"{prefix}y{i}_x{j}" for i in range(rows) for j in range(cols)]
 
 
-def _levels(pooling, map_shape):
-    """The levels of ``pooling`` on maps of ``map_shape``, in the order of the features, each
-    pooled from the finest level it nests in (levels are computed finest first)."""
-    if pooling.windows is not None:
-        regions = [(None, *map(window_regions, map_shape, pooling.windows))]
+def _levels(spec, map_shape, clip):
+    """The levels of ``spec`` on maps of ``map_shape``, in the order of the features, each
+    pooled from the coarsest finer level it nests in (levels are computed finest first)."""
+    if spec.windows is not None:
+        regions = [(None, *map(window_regions, map_shape, spec.windows))]
     else:
-        regions = [(grid, *map(grid_regions, map_shape, grid)) for grid in pooling.grids]
+        regions = [
+            (
+                grid,
+                *(
+                    grid_regions(length, count, clip)
+                    for length, count in zip(map_shape, grid, strict=True)
+                ),
+            )
+            for grid in spec.grids
+        ]
     offsets = np.cumsum([0] + [len(rows) * len(cols) for _, rows, cols in regions])
     order = sorted(range(len(regions)), key=lambda i: -offsets[i + 1] + offsets[i])
     levels = [None] * len(regions)
@@ -234,7 +294,10 @@ class Plan:
     """How ``transform`` computes the features of images of one shape. Immutable, plain data.
 
     Made by :func:`make_plan`; the fields below are its decisions, the properties what follows
-    from them.
+    from them. The work is tiled three ways: ``chunk`` images at a time; for each, the bands of
+    map rows ``bands`` (one band, the whole map, unless an image's patches alone would not fit
+    the cache); for each band, blocks of ``block`` filters, whose maps are pooled while in
+    cache.
     """
 
     image_shape: tuple
@@ -252,12 +315,18 @@ class Plan:
     pyramid: bool
     flatten: bool
     patch_norm: bool
-    phased: bool
-    chunk: int
+    phased: bool = False
+    chunk: int = 1
+    bands: tuple = ()
+    block: int = 0
 
     @property
     def n_maps(self):
         return self.n_filters * ACTIVATIONS[self.activation].maps_per_filter
+
+    @property
+    def maps_per_filter(self):
+        return ACTIVATIONS[self.activation].maps_per_filter
 
     @property
     def padded_shape(self):
@@ -268,6 +337,18 @@ class Plan:
     def taps(self):
         """Values of one patch: ``h * w * C``."""
         return self.filter_size[0] * self.filter_size[1] * self.image_shape[2]
+
+    @property
+    def blocks(self):
+        """The ``(start, stop)`` of each block of filters."""
+        return tuple(
+            (start, min(start + self.block, self.n_filters))
+            for start in range(0, self.n_filters, self.block)
+        )
+
+    def band_input_rows(self, band_rows):
+        """Rows of the padded image that ``band_rows`` map rows read."""
+        return self.stride * (band_rows - 1) + self.filter_size[0]
 
     @property
     def pool_first(self):
@@ -323,42 +404,43 @@ class Plan:
             flatten=False,
             phased=False,
         )
-        return replace(plan, chunk=max(1, CHUNK_BYTES // plan.bytes_per_image()))
+        return _tiled(plan)
 
     def chunk_buffers(self, n):
-        """Every float32 (or complex64) buffer a chunk of ``n`` images needs: name -> (shape,
-        dtype). The engine allocates the names it owns from this table, and the memory check
-        sums it; names starting with ``'tmp_'`` are the temporaries that NumPy and SciPy
-        allocate inside a call, counted but not allocated here."""
-        height, width = self.padded_shape
+        """Every buffer a chunk of ``n`` images needs: name -> (shape, dtype). The engine
+        allocates the names it owns from this table, and the memory check sums it; names
+        starting with ``'tmp_'`` are the temporaries that NumPy and SciPy allocate inside a
+        call, counted but not allocated by the engine."""
+        band = max(stop - start for start, stop in self.bands)
+        height = self.band_input_rows(band)
+        width = self.padded_shape[1]
         channels = self.image_shape[2]
-        rows, cols = self.map_shape
-        positions = rows * cols
+        cols = self.map_shape[1]
+        positions = band * cols
+        block, maps = self.block, self.block * self.maps_per_filter
         f32, c64, f64 = np.float32, np.complex64, np.float64
         buffers = {"padded": ((n, channels, height, width), f32)}
         if self.method == "fft":
             half = width // 2 + 1
             buffers.update(
                 tmp_spectra=((n, channels, height, half), c64),
-                product=((n, self.n_filters, height, half), c64),
-                term=((n, self.n_filters, height, half), c64),
-                tmp_rows_inverse=((n, self.n_filters, height, half), c64),
-                tmp_maps_first=((n, self.n_filters, rows, width), f32),
-                maps=((n, positions, self.n_filters), f32),
+                product=((n, block, height, half), c64),
+                term=((n, block, height, half), c64),
+                tmp_rows_inverse=((n, block, height, half), c64),
+                tmp_maps_first=((n, block, band, width), f32),
             )
             if self.patch_norm:
-                # Summed-area tables of the values and squares, in float64.
-                table = (n, height + 1, width + 1)
+                # Summed-area tables of the values and of their squares, in float64.
                 buffers.update(
-                    tmp_tables=((4,) + table, f64),
-                    tmp_moments=((4, n, rows, cols), f64),
-                    tmp_centring=((n, positions, self.n_filters), f32),
+                    tmp_tables=((4, n, height + 1, width + 1), f64),
+                    tmp_moments=((4, n, band, cols), f64),
+                    tmp_centring=((n, positions, block), f32),
                 )
         else:
             if self.phased:
                 win_rows, win_cols, out_rows, units = self.phased_shape
                 n_phases = self.stride * (win_cols - 1) + self.filter_size[1]
-                used_rows = self.stride * (out_rows - 1) + self.filter_size[0]
+                used_rows = self.band_input_rows(out_rows)
                 buffers["phases"] = ((n, channels, n_phases, used_rows, units), f32)
                 positions = win_cols * out_rows * units
             buffers["patches"] = ((n, self.taps, positions), f32)
@@ -368,25 +450,29 @@ class Plan:
                     norm_scale=((n, 1, positions), f32),
                     norm_squares=((n, self.taps, positions), f32),
                 )
-            buffers["maps"] = ((n, positions, self.n_filters), f32)
-        if self.n_maps != self.n_filters:
-            buffers["activated"] = ((n, positions, self.n_maps), f32)
-        buffers.update(self._pooling_buffers(n))
+        buffers["maps"] = ((n, positions, block), f32)
+        if maps != block:
+            buffers["activated"] = ((n, positions, maps), f32)
+        buffers.update(self._pooling_buffers(n, band, maps))
         return buffers
 
-    def _pooling_buffers(self, n):
+    def _pooling_buffers(self, n, band, block_maps):
         buffers = {}
         if self.phased:
             _, _, out_rows, units = self.phased_shape
-            buffers["phase_pooled"] = ((n, out_rows * units * self.n_maps), np.float32)
+            buffers["phase_pooled"] = ((n, out_rows * units * block_maps), np.float32)
         for index in self.order:
             level = self.levels[index]
             if level.source is None:
-                source_cols = self.map_shape[1]
+                # Pooled block by block, band by band: at most one region per row of a band.
+                shape = (n, min(len(level.rows), band), self.map_shape[1], block_maps)
+                if len(self.bands) > 1:
+                    part = (n, shape[1], len(level.cols), block_maps)
+                    buffers[f"part_{index}"] = (part, np.float32)
             else:
                 source_cols = len(self.levels[level.source].map_cols)
-            if not (self.phased and index == self.order[0]):
                 shape = (n, len(level.rows), source_cols, self.n_maps)
+            if not (self.phased and index == self.order[0]):
                 buffers[f"rows_{index}"] = (shape, np.float32)
             buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), np.float32)
         return buffers
@@ -399,37 +485,29 @@ class Plan:
         """Bytes of the filters' spectra, made once per transform by the FFT path."""
         if self.method != "fft":
             return 0
-        height, width = self.padded_shape
+        band = max(stop - start for start, stop in self.bands)
+        height, width = self.band_input_rows(band), self.padded_shape[1]
         return 8 * self.n_filters * self.image_shape[2] * height * (width // 2 + 1)
 
-    def batch_size(self, n_samples, n_threads, budget_bytes=BATCH_BYTES):
-        """Images per batch: whole chunks, within a memory budget, enough batches for the threads.
-
-        A batch's temporaries are its chunk's and, when the input is not float32 already, its
-        float32 copy, which ``budget_bytes`` bounds. With several threads, each gets about four
-        batches so that none waits long for the last one.
-        """
-        per_image = 4 * math.prod(self.image_shape)
-        by_memory = max(1, budget_bytes // (per_image * self.chunk))
+    def batch_size(self, n_samples, n_threads):
+        """Images per batch: whole chunks, all in one batch on one thread, else about four
+        batches per thread so that none waits long for the last one."""
         if n_threads == 1:
-            return self.chunk * by_memory
-        by_balance = max(1, math.ceil(n_samples / (4 * n_threads * self.chunk)))
-        return self.chunk * min(by_memory, by_balance)
+            return max(n_samples, 1)
+        return self.chunk * max(1, math.ceil(n_samples / (4 * n_threads * self.chunk)))
 
-    def working_bytes(self, n_samples, *, batch_size=None, n_threads=1, copies_input=True):
+    def working_bytes(self, n_samples, *, batch_size=None, n_threads=1):
         """Peak bytes that running this plan allocates beyond its output.
 
-        Each thread at work holds one chunk's buffers and, when the input is not float32
-        already (``copies_input``), the float32 copy of its batch; the FFT path adds the
-        filters' spectra once, and every call :data:`CALL_BYTES`. Checked against
+        Each thread at work holds one chunk's buffers (the images are read from the caller's
+        arrays into them, whatever their dtype: they are never copied whole); the FFT path adds
+        the filters' spectra once, and every call :data:`CALL_BYTES`. Checked against
         tracemalloc's peak in ``tests/test_engine.py``.
         """
         if batch_size is None:
             batch_size = self.batch_size(n_samples, n_threads)
         batch = max(1, min(batch_size, n_samples))
         per_thread = _nbytes(self.chunk_buffers(min(batch, self.chunk)))
-        if copies_input:
-            per_thread += batch * 4 * math.prod(self.image_shape)
         threads = min(n_threads, math.ceil(n_samples / batch))
         return threads * per_thread + self.filter_spectra_bytes() + CALL_BYTES
 
@@ -438,6 +516,36 @@ def _nbytes(buffers):
     return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in buffers.values())
 
 
+def _tiled(plan, budget=None):
+    """``plan`` with its tiling: whole images and all filters if one image fits ``budget``
+    (then as many images per chunk as fit); else one image at a time, in bands of map rows
+    (halved until a band fits :data:`BAND_FACTOR` times the budget: a band's tile does more
+    work, and calls cost less than they would in the L2 cache's share) and, if one row of
+    all filters still does not fit, in blocks of filters."""
+    budget = tile_bytes() if budget is None else budget
+    rows = plan.map_shape[0]
+    whole = replace(plan, chunk=1, bands=((0, rows),), block=plan.n_filters)
+    per_image = whole.bytes_per_image()
+    if per_image <= budget:
+        return replace(whole, chunk=max(1, budget // per_image))
+    band_budget = BAND_FACTOR * budget
+    band, block = rows, plan.n_filters
+    while True:
+        tiled = replace(
+            whole,
+            phased=whole.phased and band == rows,
+            bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
+            block=block,
+        )
+        if tiled.bytes_per_image() <= band_budget or (band == 1 and block == 1):
+            return tiled
+        if band > 1:
+            band = max(1, band // 2)
+        else:
+            block = max(1, block // 2)
+
+
+@lru_cache(maxsize=256)
 def make_plan(
     *,
     image_shape,
@@ -448,19 +556,21 @@ def make_plan(
     activation,
     threshold,
     pooling,
-    pool_size,
-    pool_grid,
+    spec,
     flatten,
     patch_norm,
     method="auto",
-    chunk_bytes=None,
+    fixed_regions=False,
+    tile_budget=None,
 ):
     """The :class:`Plan` of a transform with these parameters on images of ``image_shape``.
 
-    ``filter_size`` is the filters' ``(h, w)`` (already clipped to the image); ``pool_size``,
-    ``pool_grid`` and ``flatten`` are checked by :func:`parse_pooling`; ``method`` is
-    ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`); ``chunk_bytes`` defaults to
-    :data:`CHUNK_BYTES`.
+    ``filter_size`` is the filters' ``(h, w)`` (already clipped to the image); ``spec`` the
+    :class:`PoolingSpec` from :func:`parse_pooling` (with ``flatten``); ``method`` is
+    ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`). With ``fixed_regions``,
+    grids are never clipped to smaller maps, so that images of any size give features of one
+    length. ``tile_budget`` (bytes) defaults to :func:`tile_bytes`. Plans are cached: a shape
+    seen before costs nothing.
     """
     image_shape = tuple(int(s) for s in image_shape)
     filter_size = tuple(int(s) for s in filter_size)
@@ -468,8 +578,7 @@ def make_plan(
         conv_output_size(length, size, stride, padding)
         for length, size in zip(image_shape[:2], filter_size, strict=True)
     )
-    parsed = parse_pooling(pool_size, pool_grid, flatten)
-    levels, order = _levels(parsed, map_shape)
+    levels, order = _levels(spec, map_shape, clip=not fixed_regions)
     if method == "auto":
         method = choose_method(image_shape, filter_size, stride, padding)
     finest = levels[order[0]]
@@ -493,11 +602,9 @@ def make_plan(
         pooling=pooling,
         levels=levels,
         order=order,
-        pyramid=parsed.pyramid,
+        pyramid=spec.pyramid,
         flatten=bool(flatten),
         patch_norm=bool(patch_norm),
         phased=phased,
-        chunk=1,
     )
-    budget = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    return replace(plan, chunk=max(1, budget // plan.bytes_per_image()))
+    return _tiled(plan, tile_budget)

@@ -10,10 +10,12 @@ until it leaves its ``with threadpool_limits(...)`` block; while it holds it, th
 silently do nothing. So the limit is set, and later restored, each time by a short-lived thread
 of its own: it holds threadpoolctl's control only while it sets the count, and a thread that
 has ended gives the control up. A reference count keeps the limit in place while any thread of
-the process is inside :func:`single_threaded_blas`.
+the process is inside :func:`single_threaded_blas`. If another thread holds the control (its
+own ``threadpool_limits`` has not ended), the count cannot change: a RuntimeWarning says so.
 """
 
 import threading
+import warnings
 from contextlib import contextmanager
 
 from joblib import cpu_count
@@ -62,6 +64,17 @@ def single_threaded_blas():
             if _blas is None:
                 _blas = ThreadpoolController().select(user_api="blas")
             _limiter = _on_own_thread(lambda: _blas.limit(limits=1))
+            held = {lib["num_threads"] for lib in _blas.info()} - {1}
+            if held:
+                warnings.warn(
+                    f"BLAS could not be limited to one thread: another thread holds "
+                    f"threadpoolctl's control of OpenBLAS (inside a threadpool_limits that has "
+                    f"not ended), at {max(held)} threads. The matrix products then run on "
+                    f"several BLAS threads: the features may differ in their last bits from "
+                    f"other runs, and threads may compete for the cores.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
         _users += 1
     try:
         yield

@@ -1,15 +1,21 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from . import _dask
-from ._engine import pooled_features
+from ._engine import pooled_features_of_groups
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
 from ._limits import bank_bytes, check_feature_range, check_memory, format_bytes, transform_bytes
 from ._patches import (
@@ -30,6 +36,18 @@ RUNTIME_PARAMETERS = frozenset({"n_jobs", "batch_size"})
 
 def _is_int(value):
     return isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_image_list(X):
+    """Whether ``X`` is a list (tuple, or 1-D object array) of images of several shapes: arrays
+    of 2 or 3 dimensions that NumPy cannot stack. Equal shapes stack into an ordinary ``X``."""
+    if isinstance(X, np.ndarray):
+        if X.dtype != object or X.ndim != 1:
+            return False
+    elif not isinstance(X, (list, tuple)):
+        return False
+    shapes = {np.shape(item) for item in X}
+    return len(shapes) > 1 and all(len(shape) in (2, 3) for shape in shapes)
 
 
 def _same_value(a, b):
@@ -342,7 +360,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             raise ValueError("n_jobs must be a non-zero int or None (-1 means all cores), got 0.")
 
     def _validate_X(self, X, reset):
-        """``X`` as a numeric array of 2 to 4 dimensions with no empty axis, in its own dtype.
+        """``X`` as a numeric array of 2 to 4 dimensions with no empty axis, in its own dtype,
+        or, for a list of images of several sizes, as a list of ``(H, W, C)`` arrays.
 
         The dtype is kept (booleans, integers and float16 included) so that ``transform`` can
         check the range of the values before casting them to float32. A dask array is checked
@@ -350,6 +369,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """
         if _dask.is_dask_array(X):
             return _dask.check_dask_array(self, X, reset=reset)
+        if _is_image_list(X) or (not reset and self.image_shape_[0] is None):
+            return self._validate_image_list(X, reset)
         X = validate_data(
             self, X, reset=reset, allow_nd=True, dtype="numeric", ensure_min_features=1
         )
@@ -366,15 +387,54 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             )
         return X
 
+    def _validate_image_list(self, X, reset):
+        """The images of a list of images of several sizes, each ``(H, W, C)``, checked."""
+        parse_pooling(self.pool_size, self.pool_grid, self.flatten)
+        if self.pool_size is not None:
+            raise ValueError(
+                f"X holds images of several sizes, and pool_size={self.pool_size!r} pools over "
+                "windows, whose number depends on the image size; use pool_grid (one grid or a "
+                "pyramid of grids, the default) for features of one length."
+            )
+        images = []
+        for i, image in enumerate(X):
+            shape = np.shape(image)
+            if len(shape) not in (2, 3) or 0 in shape:
+                raise ValueError(
+                    f"X[{i}] has shape {shape}; each image of a list must be (height, width) "
+                    f"or (height, width, channels), with no empty axis."
+                )
+            image = check_array(
+                image, ensure_2d=False, allow_nd=True, dtype="numeric", input_name=f"X[{i}]"
+            )
+            images.append(image if image.ndim == 3 else image[:, :, None])
+        channels = {image.shape[2] for image in images}
+        if len(channels) > 1:
+            raise ValueError(
+                f"X holds images with {sorted(channels)} channels; every image of a list must "
+                "have the same number of channels (convert them all to grey or all to RGB)."
+            )
+        if reset:
+            for name in ("n_features_in_", "feature_names_in_"):
+                if hasattr(self, name):
+                    delattr(self, name)
+        elif self.image_shape_[2] not in channels:
+            raise ValueError(
+                f"X holds images with {channels.pop()} channels, but {type(self).__name__} was "
+                f"fitted on images with {self.image_shape_[2]}."
+            )
+        return images
+
     def fit(self, X, y=None):
         """Make the filter bank and the plan of the transform for images like those in ``X``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
-                (n_samples, H, W, C)
+                (n_samples, H, W, C), or list of arrays of shape (H_i, W_i) or (H_i, W_i, C)
             Training images. Random banks read only their shape. A ``dask.array.Array`` is
-            checked from its metadata, without computing it.
+            checked from its metadata, without computing it. A list of images of several
+            sizes needs a pooling onto a grid or a pyramid (``pool_grid``, or the default).
 
         y : None
             Ignored.
@@ -387,58 +447,65 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self._validate_params()
         self._check_params()
         X = self._validate_X(X, reset=True)
-        image_shape = resolve_image_shape(X.shape, self.image_shape)
+        ragged = isinstance(X, list)
+        if ragged:
+            shapes = sorted({image.shape for image in X})
+            smallest = tuple(min(shape[axis] for shape in shapes) for axis in range(3))
+            image_shape, fit_shape = (None, None, smallest[2]), smallest
+        else:
+            image_shape = fit_shape = resolve_image_shape(X.shape, self.image_shape)
         random_state = check_random_state(self.random_state)
         is_named = isinstance(self.filter_init, str)
         if is_named:
-            filter_size = clip_filter_size(self.filter_size, image_shape)
+            filter_size = clip_filter_size(self.filter_size, fit_shape)
             check_memory(
-                bank_bytes(self.n_filters, filter_size, image_shape[2]),
-                f"A bank of {self.n_filters} filters of shape {filter_size + image_shape[2:]}",
+                bank_bytes(self.n_filters, filter_size, fit_shape[2]),
+                f"A bank of {self.n_filters} filters of shape {filter_size + fit_shape[2:]}",
                 "Use fewer filters (n_filters) or smaller ones (filter_size).",
             )
         else:
-            given = check_filter_array(
-                self.filter_init, self.n_filters, image_shape[2], image_shape
-            )
+            given = check_filter_array(self.filter_init, self.n_filters, fit_shape[2], fit_shape)
             filter_size = given.shape[1:3]
         learnt = is_named and self.filter_init in PATCH_BANKS
         bias = np.zeros(self.n_filters)
         if is_named and self.filter_init in FILTER_BANKS:
             make_bank = FILTER_BANKS[self.filter_init]
-            filters = make_bank(self.n_filters, filter_size, image_shape[2], random_state)
+            filters = make_bank(self.n_filters, filter_size, fit_shape[2], random_state)
         elif not is_named:
             filters = given
         eps = None
         if self.patch_norm or learnt:
             if _dask.is_dask_array(X):
                 X = _dask.sample_rows(X, random_state)
-            images = to_images(X, image_shape)
+            images = X if ragged else to_images(X, image_shape)
             patches = sample_patches(images, filter_size, self.max_patches, random_state)
             if self.patch_norm:
                 eps = patch_norm_eps(patches)
                 patches = normalize_patches(patches, eps)
         if learnt:
             filters, bias = self._learn_bank(patches, random_state)
-            filters = filters.reshape(self.n_filters, *filter_size, image_shape[2])
+            filters = filters.reshape(self.n_filters, *filter_size, fit_shape[2])
         self.filters_ = np.asarray(filters, dtype=np.float32)
         self.bias_ = bias.astype(np.float32)
         self.patch_norm_eps_ = eps
         self.image_shape_ = image_shape
-        self._plan = make_plan(
-            image_shape=image_shape,
-            filter_size=filter_size,
+        self._plan_params = dict(
+            filter_size=tuple(filter_size),
             n_filters=self.n_filters,
             stride=self.stride,
             padding=self.padding,
             activation=self.activation,
             threshold=self.threshold,
             pooling=self.pooling,
-            pool_size=self.pool_size,
-            pool_grid=self.pool_grid,
+            spec=parse_pooling(self.pool_size, self.pool_grid, self.flatten),
             flatten=self.flatten,
             patch_norm=self.patch_norm,
         )
+        if ragged:
+            # Every shape's plan now: it checks that each image's maps hold the grids.
+            self._plan = self._plans(shapes)[shapes[0]]
+        else:
+            self._plan = make_plan(image_shape=image_shape, **self._plan_params)
         self.output_shape_ = self._plan.output_shape
         self._fitted_params = {
             name: value
@@ -446,6 +513,17 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             if name not in RUNTIME_PARAMETERS
         }
         return self
+
+    def _plans(self, shapes):
+        """The plan of each image shape of a list of images: grids are never clipped, so that
+        every image gives features of the same length."""
+        plans = {}
+        for shape in shapes:
+            try:
+                plans[shape] = make_plan(image_shape=shape, fixed_regions=True, **self._plan_params)
+            except ValueError as error:
+                raise ValueError(f"An image of shape {shape}: {error}") from None
+        return plans
 
     def _learn_bank(self, patches, random_state):
         """Filters and biases on raw images for a bank learnt on preprocessed ``patches``."""
@@ -483,9 +561,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features), (n_samples, H, W) or \
-                (n_samples, H, W, C)
-            Images shaped as in ``fit``. A ``dask.array.Array`` chunked along the samples
-            gives a lazy result.
+                (n_samples, H, W, C), or list of arrays of shape (H_i, W_i) or (H_i, W_i, C)
+            Images shaped as in ``fit``, or a list of images of any sizes (with the channels
+            seen in fit) when the pooling is onto a grid or a pyramid. A
+            ``dask.array.Array`` chunked along the samples gives a lazy result.
 
         Returns
         -------
@@ -513,41 +592,64 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         self._check_unchanged()
         X = self._validate_X(X, reset=False)
-        plan = self._plan
-        check_sample_shape(X.shape[1:], plan.image_shape, type(self).__name__)
         if _dask.is_dask_array(X):
+            if self.image_shape_[0] is not None:
+                check_sample_shape(X.shape[1:], self.image_shape_, type(self).__name__)
             return _dask.transform(self, X)
-        check_feature_range(max(float(X.max()), -float(X.min())), self.filters_, plan)
+        if isinstance(X, list):
+            shapes = {}
+            for index, image in enumerate(X):
+                shapes.setdefault(image.shape, []).append(index)
+            groups = [
+                (plan, [X[i] for i in shapes[shape]])
+                for shape, plan in self._plans(sorted(shapes)).items()
+            ]
+            order = np.concatenate([shapes[plan.image_shape] for plan, _ in groups])
+        else:
+            plan = self._plan
+            check_sample_shape(X.shape[1:], plan.image_shape, type(self).__name__)
+            groups, order = [(plan, to_images(X, plan.image_shape))], None
+        for plan, images in groups:
+            values = images if isinstance(images, list) else [images]
+            largest = max(max(float(x.max()), -float(x.min())) for x in values)
+            check_feature_range(largest, self.filters_, plan)
         batch_size = None if self.batch_size == "auto" else self.batch_size
-        self._check_transform_memory(X, batch_size)
-        features = pooled_features(
-            to_images(X, plan.image_shape),
-            plan,
+        self._check_transform_memory(groups, batch_size)
+        parts = pooled_features_of_groups(
+            groups,
             self.filters_,
             self.bias_,
             self.patch_norm_eps_,
             n_jobs=self.n_jobs,
             batch_size=batch_size,
         )
-        if plan.flatten:
+        if order is None:
+            features = parts[0]
+        else:
+            features = np.empty((len(order), *self.output_shape_), dtype=np.float32)
+            features[order] = np.concatenate(parts)
+        if self._plan.flatten:
             return features.reshape(len(features), -1)
         return features
 
-    def _check_transform_memory(self, X, batch_size):
-        """Fail before allocating if the features of ``X`` cannot fit in memory."""
-        n_samples = X.shape[0]
-        plan = self._plan
-        working = plan.working_bytes(
-            n_samples,
-            batch_size=batch_size,
-            n_threads=thread_count(self.n_jobs),
-            copies_input=X.dtype != np.float32,
+    def _check_transform_memory(self, groups, batch_size):
+        """Fail before allocating if the features of the groups of images cannot fit in
+        memory."""
+        n_samples = sum(len(images) for _, images in groups)
+        working = max(
+            plan.working_bytes(
+                len(images),
+                batch_size=batch_size,
+                n_threads=thread_count(self.n_jobs),
+            )
+            for plan, images in groups
         )
-        per_sample = 4 * plan.n_features
+        output_shape = self.output_shape_
+        per_sample = 4 * math.prod(output_shape)
         check_memory(
-            transform_bytes(n_samples, plan.output_shape, working),
+            transform_bytes(n_samples, output_shape, working),
             f"The features of {n_samples} images ({n_samples} x "
-            f"{' x '.join(map(str, plan.output_shape))} float32, {format_bytes(per_sample)} "
+            f"{' x '.join(map(str, output_shape))} float32, {format_bytes(per_sample)} "
             f"per image) and {format_bytes(working)} of working memory",
             "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
             "stride, or transform X in chunks (sklearn.utils.gen_batches)"
@@ -572,7 +674,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         feature_names_out : ndarray of str objects
         """
         check_is_fitted(self)
-        _check_feature_names_in(self, input_features)
+        _check_feature_names_in(self, input_features, generate_names=False)
         return np.asarray(self._plan.feature_names(), dtype=object)
 
     def __sklearn_tags__(self):

@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from reference import reference_features
 
 from sklearn_convfeat._engine import feature_maps, pooled_features
-from sklearn_convfeat._plan import make_plan
+from sklearn_convfeat._plan import make_plan, parse_pooling
 
 
 def engine_features(
@@ -26,7 +26,7 @@ def engine_features(
     patch_norm_eps=None,
     threshold=0.0,
     method="auto",
-    chunk_bytes=None,
+    tile_budget=None,
     n_jobs=None,
     batch_size=None,
 ):
@@ -40,12 +40,11 @@ def engine_features(
         activation=activation,
         threshold=threshold,
         pooling=pooling,
-        pool_size=pool_size if pool_grid is None else None,
-        pool_grid=pool_grid,
+        spec=parse_pooling(pool_size if pool_grid is None else None, pool_grid, True),
         flatten=True,
         patch_norm=patch_norm_eps is not None,
         method=method,
-        chunk_bytes=chunk_bytes,
+        tile_budget=tile_budget,
     )
     return pooled_features(
         images, plan, filters, bias, patch_norm_eps, n_jobs=n_jobs, batch_size=batch_size
@@ -95,11 +94,18 @@ def _data(image_shape, filter_shape, n_images=5, seed=0):
     return images, filters
 
 
+# Default tiles (whole images for these sizes), and the smallest: bands of one map row and
+# blocks of one filter, so that every region spans several bands.
+TILINGS = {"default": None, "one-row-one-filter": 1}
+
+
+@pytest.mark.parametrize("tiling", TILINGS)
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("activation, pooling", ACTIVATION_POOLINGS)
 @pytest.mark.parametrize("image_shape, filter_shape, stride, padding, pool_size, pool_grid", CASES)
 def test_every_path_matches_the_correlate2d_reference(
+    tiling,
     encoding,
     method,
     activation,
@@ -124,7 +130,9 @@ def test_every_path_matches_the_correlate2d_reference(
     if params.get("bias"):
         params["bias"] = np.random.default_rng(1).standard_normal(filter_shape[0])
         params["bias"] = params["bias"].astype(np.float32)
-    features = engine_features(images, filters, method=method, **params)
+    features = engine_features(
+        images, filters, method=method, tile_budget=TILINGS[tiling], **params
+    )
     expected = reference_features(images, filters, **params)
     assert features.dtype == np.float32
     assert features.shape == expected.shape
@@ -178,8 +186,7 @@ def test_feature_maps_are_the_unpooled_features(method, activation):
         activation=activation,
         threshold=0.2,
         pooling="avg",
-        pool_size=None,
-        pool_grid=[1, 2],
+        spec=parse_pooling(None, [1, 2], True),
         flatten=True,
         patch_norm=True,
         method=method,
@@ -219,7 +226,6 @@ def test_results_are_identical_for_any_batch_size_and_n_jobs(
         bias=np.linspace(-1, 1, filter_shape[0], dtype=np.float32),
     )
     # Small chunks, so that batches hold several chunks and end on partial ones.
-    one = engine_features(images[:1], filters, chunk_bytes=1, **params)
     per_image = make_plan(
         image_shape=image_shape,
         filter_size=filter_shape[1:3],
@@ -229,15 +235,13 @@ def test_results_are_identical_for_any_batch_size_and_n_jobs(
         activation="tanh",
         threshold=0.0,
         pooling="max",
-        pool_size=pool_size if pool_grid is None else None,
-        pool_grid=pool_grid,
+        spec=parse_pooling(pool_size if pool_grid is None else None, pool_grid, True),
         flatten=True,
         patch_norm=True,
         method=method,
     ).bytes_per_image()
-    params["chunk_bytes"] = 3 * per_image
+    params["tile_budget"] = 3 * per_image
     baseline = engine_features(images, filters, batch_size=1, n_jobs=1, **params)
-    assert_array_equal(baseline[:1], one)
     for batch_size, n_jobs in [(None, 1), (2, 2), (5, 1), (7, 2), (23, 1), (100, 2), (None, 2)]:
         features = engine_features(images, filters, batch_size=batch_size, n_jobs=n_jobs, **params)
         assert_array_equal(features, baseline, err_msg=str((batch_size, n_jobs)))
@@ -341,8 +345,7 @@ def test_working_bytes_bounds_the_peak_memory_beyond_the_output(
         activation=encoding.get("activation", "relu"),
         threshold=0.0,
         pooling=encoding.get("pooling", "max"),
-        pool_size=(4, 4) if pool_grid is None else None,
-        pool_grid=pool_grid,
+        spec=parse_pooling((4, 4) if pool_grid is None else None, pool_grid, True),
         flatten=True,
         patch_norm="patch_norm_eps" in encoding,
         method=method,
@@ -355,9 +358,7 @@ def test_working_bytes_bounds_the_peak_memory_beyond_the_output(
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     peak -= features.nbytes
-    estimate = plan.working_bytes(
-        n_samples, batch_size=batch_size, n_threads=n_jobs, copies_input=dtype != np.float32
-    )
+    estimate = plan.working_bytes(n_samples, batch_size=batch_size, n_threads=n_jobs)
     assert peak <= estimate
     if n_jobs == 1:  # with threads, their peaks need not coincide
         assert estimate <= 3 * peak

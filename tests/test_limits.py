@@ -82,7 +82,6 @@ def _working_bytes(conv, X):
     return conv._plan.working_bytes(
         len(X),
         batch_size=None if conv.batch_size == "auto" else conv.batch_size,
-        copies_input=X.dtype != np.float32,
     )
 
 
@@ -97,7 +96,7 @@ def test_transform_refuses_before_allocating_when_memory_is_short(monkeypatch):
     def engine_must_not_run(*args, **kwargs):
         raise AssertionError("the engine ran before the memory check")
 
-    monkeypatch.setattr(_transformer, "pooled_features", engine_must_not_run)
+    monkeypatch.setattr(_transformer, "pooled_features_of_groups", engine_must_not_run)
     message = (
         r"^The features of 50 images \(50 x 3 x 3 x 8 float32, 288 B per image\) and "
         r"[0-9.]+ [KM]iB of working memory would need [0-9.]+ [KM]iB, more than the "

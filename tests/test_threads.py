@@ -89,3 +89,13 @@ def test_the_engine_leaves_the_blas_limits_to_other_threads():
 
     assert set(on_thread(limited).values()) == {1}
     assert blas_threads() == before
+
+
+def test_a_warning_says_when_another_thread_holds_the_blas_limits():
+    """Inside this thread's own threadpool_limits, the engine cannot change the BLAS threads:
+    it says so rather than silently running them on several."""
+    X = np.random.default_rng(0).random((5, 8, 8)).astype(np.float32)
+    conv = ConvFeatureTransformer(n_filters=4).fit(X)
+    with threadpool_limits(limits=2, user_api="blas"):
+        with pytest.warns(RuntimeWarning, match="BLAS could not be limited to one thread"):
+            conv.transform(X)
