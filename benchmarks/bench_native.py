@@ -6,18 +6,20 @@ photos and three textures of scikit-image), each rescaled by a random factor, so
 holds JPEGs from a few dozen to 1500 pixels a side. They are made by this script, in a temporary
 folder or in ``--folder``; nothing is downloaded.
 
-Each row loads the folder with ``load_image_folder`` (grayscale) either resized to one size or
-at the images' own sizes (``image_size=None``, with or without ``max_side``), then scores
+Each row loads the folder with ``load_image_folder`` (grayscale, or ``--color rgb``) either
+resized to one size or at the images' own sizes (``image_size=None``, with or without
+``max_side``), then scores
 ``make_pipeline(ConvFeatureTransformer(random_state=0), LogisticRegression(max_iter=1000))``
 by 5-fold stratified shuffled cross-validation (``random_state=0``). Columns: the mean and
 standard deviation of the accuracy, the megapixels of the loaded images, the seconds to load
-them, and the seconds of one ``transform`` of all of them (fitted on all of them) in total
-and per megapixel. Last, one 3000x4000 photo: its transform time and the peak of the memory
-NumPy allocates during it (``tracemalloc``).
+them, the seconds of one ``transform`` of all of them (fitted on all of them) in total and per
+megapixel, and the seconds of the whole cross-validation. Last, one 3000x4000 photo: its
+transform time and the peak of the memory NumPy allocates during it (``tracemalloc``).
 
     pip install . -r benchmarks/requirements.txt    # scikit-image for its pictures
-    python benchmarks/bench_native.py                   # 30 photos per class, about N minutes
+    python benchmarks/bench_native.py                   # 30 photos per class, about 2 minutes
     python benchmarks/bench_native.py --per-class 10    # a quicker run
+    python benchmarks/bench_native.py --seed 1 --color rgb   # other photos, in colour
     python benchmarks/bench_native.py --folder photos   # make the photos in photos/ and keep them
 
 Timings are wall-clock seconds on whatever machine runs it, with BLAS as the environment sets
@@ -64,6 +66,7 @@ SKLEARN_SOURCES = ("china", "flower")
 ROWS = [
     ("resized to 32x32", dict(image_size=32)),
     ("resized to 64x64", dict(image_size=64)),
+    ("resized to 128x128", dict(image_size=128)),
     ("native, max_side=256", dict(image_size=None, max_side=256)),
     ("native, max_side=512", dict(image_size=None, max_side=512)),
     ("native", dict(image_size=None)),
@@ -129,10 +132,11 @@ def megapixels(images):
     return sum(image.shape[0] * image.shape[1] for image in images) / 1e6
 
 
-def evaluate(folder, load_options):
-    """``(mean accuracy, std, megapixels, load s, transform s, convergence warnings)``."""
+def evaluate(folder, load_options, color_mode):
+    """``(mean accuracy, std, megapixels, load s, transform s, cross-validation s, convergence
+    warnings)``."""
     start = time.perf_counter()
-    photos = load_image_folder(folder, **load_options)
+    photos = load_image_folder(folder, color_mode=color_mode, **load_options)
     load_seconds = time.perf_counter() - start
     X, y = photos.images, photos.target
     conv = ConvFeatureTransformer(random_state=0).fit(X)
@@ -141,12 +145,14 @@ def evaluate(folder, load_options):
     transform_seconds = time.perf_counter() - start
     model = make_pipeline(ConvFeatureTransformer(random_state=0), LogisticRegression(max_iter=1000))
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         scores = cross_val_score(model, X, y, cv=cv)
+    cv_seconds = time.perf_counter() - start
     n_warnings = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
     mp = megapixels(X)
-    return scores.mean(), scores.std(), mp, load_seconds, transform_seconds, n_warnings
+    return scores.mean(), scores.std(), mp, load_seconds, transform_seconds, cv_seconds, n_warnings
 
 
 def large_photo(folder):
@@ -165,19 +171,19 @@ def large_photo(folder):
     return seconds, peak / 2**20, features.shape, image.nbytes / 2**20
 
 
-def run(folder, rows):
-    print(describe(folder))
+def run(folder, rows, color_mode):
+    print(f"{describe(folder)}; {color_mode}")
     print()
     print(
         "| images | accuracy | megapixels | load (s) | transform (s) | transform (s/MP) "
-        "| convergence warnings |"
+        "| 5-fold CV (s) | convergence warnings |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for label, options in rows:
-        mean, std, mp, load, transform, n_warnings = evaluate(folder, options)
+        mean, std, mp, load, transform, cv, n_warnings = evaluate(folder, options, color_mode)
         print(
-            f"| {label} | {mean:.3f} +/- {std:.3f} | {mp:.2f} | {load:.1f} | {transform:.1f} "
-            f"| {transform / mp:.2f} | {n_warnings} |",
+            f"| {label} | {mean:.3f} +/- {std:.3f} | {mp:.2f} | {load:.1f} | {transform:.2f} "
+            f"| {transform / mp:.3f} | {cv:.1f} | {n_warnings} |",
             flush=True,
         )
     seconds, peak, shape, input_mib = large_photo(folder)
@@ -192,6 +198,8 @@ def run(folder, rows):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=30, help="photos per class")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random photos")
+    parser.add_argument("--color", choices=["grayscale", "rgb"], default="grayscale")
     parser.add_argument(
         "--folder",
         type=Path,
@@ -205,13 +213,13 @@ def main():
     rows = [row for row in ROWS if args.rows is None or row[0] in args.rows]
     if args.folder is None:
         with tempfile.TemporaryDirectory() as tmp:
-            make_photos(Path(tmp), args.per_class)
-            run(Path(tmp), rows)
+            make_photos(Path(tmp), args.per_class, args.seed)
+            run(Path(tmp), rows, args.color)
         return
     if args.folder.exists() and any(args.folder.iterdir()):
         parser.error(f"--folder {args.folder}: not empty; give a new or empty folder")
-    make_photos(args.folder, args.per_class)
-    run(args.folder, rows)
+    make_photos(args.folder, args.per_class, args.seed)
+    run(args.folder, rows, args.color)
 
 
 if __name__ == "__main__":
