@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
 from sklearn_convfeat._engine import pooled_features  # noqa: E402
-from sklearn_convfeat._plan import choose_method, make_plan  # noqa: E402
+from sklearn_convfeat._plan import choose_method, make_plan, parse_pooling  # noqa: E402
 
 # name: (n_images, image (H, W, C), n_filters, filter size)
 CONFIGS = {
@@ -90,8 +90,7 @@ def engine(images, filters, threads, method):
         activation="relu",
         threshold=0.0,
         pooling="max",
-        pool_size=POOL,
-        pool_grid=None,
+        spec=parse_pooling(POOL, None, False),
         flatten=False,
         patch_norm=False,
         method=method,

@@ -259,7 +259,7 @@ def _axis_reducer(array, axis, regions, reduce, out):
         starts = np.asarray(regions.starts)
         return lambda: reduce.reduceat(head, starts, axis=axis, out=out)
     # Splitting one axis in two is always a view, and much cheaper to make than as_strided.
-    windows = head.reshape(array.shape[:axis] + (len(regions), size) + array.shape[axis + 1 :])
+    windows = head.reshape(array.shape[:axis] + (regions.count, size) + array.shape[axis + 1 :])
     return lambda: reduce.reduce(windows, axis=axis + 1, out=out)
 
 
@@ -295,7 +295,7 @@ def _map_pooler(plan, maps, block, space, levels):
             steps.append(_phased_pooler(plan, maps, reduce, space, levels[index], slices))
             continue
         grid = maps.reshape(n, *plan.map_shape, block_maps)
-        rows = space[f"rows_{index}"]((n, len(level.rows), plan.map_shape[1], block_maps))
+        rows = space[f"rows_{index}"]((n, level.rows.count, plan.map_shape[1], block_maps))
         steps.append(_axis_reducer(grid, 1, level.rows, reduce, rows))
         steps += [
             _axis_reducer(rows[..., source], 2, level.cols, reduce, levels[index][..., target])
@@ -317,11 +317,7 @@ def _band_pooler(plan, space, levels):
     reduce = POOLINGS[plan.pooling].reduce
     cols = plan.map_shape[1]
     parts = [
-        (
-            index,
-            plan.levels[index].cols,
-            [plan.levels[index].map_rows.clip(*band) for band in plan.bands],
-        )
+        (index, plan.levels[index].map_rows, plan.levels[index].cols)
         for index in plan.order
         if plan.levels[index].source is None
     ]
@@ -329,15 +325,15 @@ def _band_pooler(plan, space, levels):
     def pool(maps, band, block):
         n, _, block_maps = maps.shape
         grid = maps.reshape(n, band[1] - band[0], cols, block_maps)
-        for index, level_cols, clips in parts:
-            first, rows = clips[plan.bands.index(band)]
+        for index, map_rows, level_cols in parts:
+            first, rows = map_rows.clip(*band)
             if rows is None:
                 continue
-            pooled_rows = space[f"rows_{index}"]((n, len(rows), cols, block_maps))
+            pooled_rows = space[f"rows_{index}"]((n, rows.count, cols, block_maps))
             _axis_reducer(grid, 1, rows, reduce, pooled_rows)()
-            part = space[f"part_{index}"]((n, len(rows), len(level_cols), block_maps))
+            part = space[f"part_{index}"]((n, rows.count, level_cols.count, block_maps))
             _axis_reducer(pooled_rows, 2, level_cols, reduce, part)()
-            target = levels[index][:, first : first + len(rows)]
+            target = levels[index][:, first : first + rows.count]
             for source, destination in _map_slices(plan, *block):
                 combined = target[..., destination]
                 reduce(combined, part[..., source], out=combined)
@@ -413,7 +409,7 @@ def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
     (already in the padded buffer): for each block of filters, the product, the bias, the
     activation and the pooling into ``levels``, by ``band_pool(maps, band, block)`` or, for a
     whole map (``band_pool`` None), by poolers built here."""
-    padded = space["padded"]((n, plan.image_shape[2], _padded_rows(plan), plan.padded_shape[1]))
+    padded = space["padded"]((n, plan.image_shape[2], plan.padded_rows, plan.padded_shape[1]))
     if plan.method == "gemm":
         padded = padded[:, :, : plan.band_input_rows(band_rows)]
     if plan.phased:
@@ -425,6 +421,7 @@ def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
         positions = band_rows * plan.map_shape[1]
     activation = ACTIVATIONS[plan.activation]
     prepare_pooling = POOLINGS[plan.pooling].prepare
+    pool_first, threshold = plan.pool_first, plan.threshold
     blocks = []
     for block in plan.blocks:
         maps = space["maps"]((n, positions, block[1] - block[0]))
@@ -439,10 +436,10 @@ def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
         prepare()
         for k, (block, bias, activated, pool) in enumerate(blocks):
             maps = multiply(k)
-            if not plan.pool_first:
+            if not pool_first:
                 if bias is not None:
                     np.add(maps, bias, out=maps)
-                activation.apply(maps, plan.threshold, activated)
+                activation.apply(maps, threshold, activated)
                 if prepare_pooling is not None:
                     prepare_pooling(activated)
             if pool is None:
@@ -451,11 +448,6 @@ def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
                 pool()
 
     return run
-
-
-def _padded_rows(plan):
-    """Rows of the padded buffer: what the longest band reads."""
-    return plan.band_input_rows(max(stop - start for start, stop in plan.bands))
 
 
 def _make_step(plan, kernel, space, size):
@@ -468,7 +460,7 @@ def _make_step(plan, kernel, space, size):
     """
     height, width = plan.image_shape[:2]
     (top, _), (left, _) = plan.padding
-    padded = space["padded"]((size, plan.image_shape[2], _padded_rows(plan), plan.padded_shape[1]))
+    padded = space["padded"]((size, plan.image_shape[2], plan.padded_rows, plan.padded_shape[1]))
     padded[...] = 0
     levels = {
         index: space[f"level_{index}"]((size, *level.shape, plan.n_maps))
@@ -481,13 +473,13 @@ def _make_step(plan, kernel, space, size):
         if level.source is None:
             continue
         source = levels[level.source]
-        rows = space[f"rows_{index}"]((size, len(level.rows), source.shape[2], plan.n_maps))
+        rows = space[f"rows_{index}"]((size, level.rows.count, source.shape[2], plan.n_maps))
         nested += [
             _axis_reducer(source, 1, level.rows, pooling.reduce, rows),
             _axis_reducer(rows, 2, level.cols, pooling.reduce, levels[index]),
         ]
     emits = [
-        (levels[index], level.offset, level.n_regions, level.sizes)
+        (levels[index], level.offset, level.n_regions, np.float32(level.sizes)[:, :, None])
         for index, level in enumerate(plan.levels)
     ]
     whole = len(plan.bands) == 1

@@ -114,7 +114,9 @@ def patch_moments(images, patch_size, stride, padding):
     """Mean and variance of every patch a convolution sees, over its pixels and channels.
 
     Sums over windows come from summed-area tables (float64, so that the variance does not
-    suffer from cancellation), with the zero padding that :func:`conv2d` uses.
+    suffer from cancellation), with the zero padding of ``padding`` (``'same'`` as
+    :func:`scipy.signal.correlate2d`; the engine passes images it has padded already, with
+    ``'valid'``).
 
     Returns
     -------

@@ -40,8 +40,9 @@ BAND_FACTOR = 8
 DEFAULT_L2_BYTES = 2**20
 
 # Bytes of the Python objects and small arrays of one call beyond its buffers (views, closures,
-# region sizes): under 64 KiB in every case measured by tracemalloc.
-CALL_BYTES = 2**17
+# region sizes, and the interpreter's free lists they fill): measured by tracemalloc, under
+# 64 KiB for small images, 0.6 MiB for a 4000x3000 image computed in 4000 bands.
+CALL_BYTES = 2**20
 
 # Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
 # * log2(P) + FFT_COST_PER_CHANNEL * C`` per point ``P`` of the padded image. Fitted to the
@@ -143,39 +144,39 @@ def parse_pooling(pool_size, pool_grid, flatten):
 @dataclass(frozen=True)
 class Regions:
     """Contiguous pooling regions along one axis: region ``i`` is ``[starts[i], starts[i + 1])``,
-    the last one ending at ``stop``."""
+    the last one ending at ``stop``. Made by :func:`regions`, which fills in ``count``,
+    ``sizes`` and ``size``: the common size of the regions, or None if they differ or do not
+    start at 0."""
 
     starts: tuple
     stop: int
-
-    def __len__(self):
-        return len(self.starts)
-
-    @property
-    def sizes(self):
-        return np.diff(np.append(self.starts, self.stop))
-
-    @property
-    def size(self):
-        """The common size of the regions, or None if they differ or do not start at 0."""
-        size = self.stop // len(self)
-        return size if self.starts == tuple(range(0, self.stop, size)) else None
+    count: int
+    sizes: tuple
+    size: int | None
 
     def within(self, finer):
         """These regions as unions of the regions of ``finer`` (indices into them), or None."""
         if self.stop != finer.stop or not set(self.starts) <= set(finer.starts):
             return None
-        return Regions(tuple(finer.starts.index(start) for start in self.starts), len(finer))
+        return regions(tuple(finer.starts.index(start) for start in self.starts), finer.count)
 
     def clip(self, start, stop):
         """The parts of the regions inside ``[start, stop)``: ``(first, regions)``, the index of
         the first region met and their parts, relative to ``start``; ``(0, None)`` if none."""
         ends = (*self.starts[1:], self.stop)
-        met = [i for i in range(len(self)) if self.starts[i] < stop and ends[i] > start]
+        met = [i for i in range(self.count) if self.starts[i] < stop and ends[i] > start]
         if not met:
             return 0, None
         starts = tuple(max(self.starts[i], start) - start for i in met)
-        return met[0], Regions(starts, min(ends[met[-1]], stop) - start)
+        return met[0], regions(starts, min(ends[met[-1]], stop) - start)
+
+
+def regions(starts, stop):
+    """The :class:`Regions` starting at ``starts`` and ending at ``stop``."""
+    starts = tuple(int(start) for start in starts)
+    sizes = tuple(int(b - a) for a, b in zip(starts, (*starts[1:], stop), strict=True))
+    common = sizes[0] if len(set(sizes)) == 1 and starts[0] == 0 else None
+    return Regions(starts, int(stop), len(starts), sizes, common)
 
 
 def window_regions(length, size):
@@ -183,7 +184,7 @@ def window_regions(length, size):
     as in ``torch.nn.MaxPool2d``."""
     size = min(size, length)
     count = length // size
-    return Regions(tuple(range(0, count * size, size)), count * size)
+    return regions(range(0, count * size, size), count * size)
 
 
 def grid_regions(length, count, clip=True):
@@ -197,7 +198,7 @@ def grid_regions(length, count, clip=True):
                 f"the largest grid of pool_grid: use a smaller pool_grid or larger images."
             )
         count = length
-    return Regions(tuple(i * length // count for i in range(count)), length)
+    return regions((i * length // count for i in range(count)), length)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,9 @@ class Level:
     ``source`` is the index of a finer level whose regions these regions are unions of, and
     ``rows``/``cols`` then index that level's regions: it is pooled from that level's pooled
     values (partial sums for the sums), reading the maps once for the whole pyramid. With
-    ``source`` None, ``rows`` and ``cols`` index map positions.
+    ``source`` None, ``rows`` and ``cols`` index map positions. ``map_rows``/``map_cols`` are
+    the regions in map positions, ``offset`` the index of the first region in the features,
+    ``shape`` the grid of regions and ``sizes`` the number of map values of each region.
     """
 
     grid: tuple | None
@@ -216,20 +219,10 @@ class Level:
     map_rows: Regions
     map_cols: Regions
     offset: int
-    source: int | None = None
-
-    @property
-    def shape(self):
-        return len(self.map_rows), len(self.map_cols)
-
-    @property
-    def n_regions(self):
-        return len(self.map_rows) * len(self.map_cols)
-
-    @property
-    def sizes(self):
-        """The number of map values in each region, ``(rows, cols, 1)`` float32."""
-        return np.outer(self.map_rows.sizes, self.map_cols.sizes)[:, :, None].astype(np.float32)
+    source: int | None
+    shape: tuple
+    n_regions: int
+    sizes: tuple
 
     def region_names(self):
         prefix = "" if self.grid is None else f"g{self.grid[0]}x{self.grid[1]}_"
@@ -237,13 +230,24 @@ class Level:
         return [f"{prefix}y{i}_x{j}" for i in range(rows) for j in range(cols)]
 
 
+def level(grid, rows, cols, offset, source=None, map_rows=None, map_cols=None):
+    """The :class:`Level` of ``rows`` x ``cols`` regions (indices into ``source``'s regions,
+    with their map positions ``map_rows``/``map_cols``, if it is pooled from a finer level)."""
+    map_rows, map_cols = map_rows or rows, map_cols or cols
+    sizes = tuple(tuple(r * c for c in map_cols.sizes) for r in map_rows.sizes)
+    shape = (map_rows.count, map_cols.count)
+    return Level(
+        grid, rows, cols, map_rows, map_cols, offset, source, shape, math.prod(shape), sizes
+    )
+
+
 def _levels(spec, map_shape, clip):
     """The levels of ``spec`` on maps of ``map_shape``, in the order of the features, each
     pooled from the coarsest finer level it nests in (levels are computed finest first)."""
     if spec.windows is not None:
-        regions = [(None, *map(window_regions, map_shape, spec.windows))]
+        grids = [(None, *map(window_regions, map_shape, spec.windows))]
     else:
-        regions = [
+        grids = [
             (
                 grid,
                 *(
@@ -253,19 +257,19 @@ def _levels(spec, map_shape, clip):
             )
             for grid in spec.grids
         ]
-    offsets = np.cumsum([0] + [len(rows) * len(cols) for _, rows, cols in regions])
-    order = sorted(range(len(regions)), key=lambda i: -offsets[i + 1] + offsets[i])
-    levels = [None] * len(regions)
+    offsets = np.cumsum([0] + [rows.count * cols.count for _, rows, cols in grids])
+    order = sorted(range(len(grids)), key=lambda i: -offsets[i + 1] + offsets[i])
+    levels = [None] * len(grids)
     for position, index in enumerate(order):
-        grid, rows, cols = regions[index]
-        level = Level(grid, rows, cols, rows, cols, int(offsets[index]))
+        grid, rows, cols = grids[index]
+        offset = int(offsets[index])
+        levels[index] = level(grid, rows, cols, offset)
         # The coarsest finer level that it nests in: the fewest values to read.
         for finer in reversed(order[:position]):
             nested = rows.within(levels[finer].map_rows), cols.within(levels[finer].map_cols)
             if None not in nested:
-                level = Level(grid, *nested, rows, cols, int(offsets[index]), finer)
+                levels[index] = level(grid, *nested, offset, finer, rows, cols)
                 break
-        levels[index] = level
     return tuple(levels), tuple(order)
 
 
@@ -291,13 +295,42 @@ def choose_method(image_shape, filter_size, stride, padding):
 
 @dataclass(frozen=True)
 class Plan:
-    """How ``transform`` computes the features of images of one shape. Immutable, plain data.
+    """How ``transform`` computes the features of images of one shape. Immutable, plain data:
+    every field is worked out once, by :func:`make_plan`.
 
-    Made by :func:`make_plan`; the fields below are its decisions, the properties what follows
-    from them. The work is tiled three ways: ``chunk`` images at a time; for each, the bands of
-    map rows ``bands`` (one band, the whole map, unless an image's patches alone would not fit
-    the cache); for each band, blocks of ``block`` filters, whose maps are pooled while in
-    cache.
+    The work is tiled three ways: ``chunk`` images at a time; for each, the bands of map rows
+    ``bands`` (one band, the whole map, unless an image is too large for the cache); for each
+    band, the blocks of filters ``blocks``, whose maps are pooled while in cache.
+
+    Attributes
+    ----------
+    image_shape, filter_size, stride, map_shape : tuple, tuple, int, tuple
+        ``(H, W, C)``, ``(h, w)``, the step, and the maps' ``(rows, cols)``.
+    padding, padded_shape : tuple
+        ``((top, bottom), (left, right))`` zeros, and the padded image's ``(rows, cols)``.
+    taps : int
+        Values of one patch, ``h * w * C``.
+    method : {'gemm', 'fft'}
+    activation, threshold, pooling : str, float, str
+        As the parameters; ``n_maps`` is ``n_filters`` times the activation's maps per filter.
+    levels, order : tuple
+        The :class:`Level` s in the order of the features, and the order in which they are
+        pooled (finest first).
+    pyramid, flatten, patch_norm, pool_first : bool
+        Whether the features are ``(n_regions, n_maps)``; whether transform flattens them;
+        whether patches are normalised; whether max pooling runs before the bias and the
+        (non-decreasing) activation, which commute with it, to the bit.
+    phased, phased_shape : bool, tuple or None
+        Whether the GEMM path lays positions out by column phase for equal windows, and then
+        ``(win_rows, win_cols, out_rows, units)``.
+    output_shape, n_features, largest_region : tuple, int, int
+        One image's features: ``(rows, cols, n_maps)`` or ``(n_regions, n_maps)``; their
+        number; the map values of the largest region.
+    chunk, bands, blocks, padded_rows : int, tuple, tuple, int
+        The tiling; the padded rows that the longest band reads.
+    bytes_per_image : int
+        Bytes of a chunk's buffers per image (:meth:`chunk_buffers`), the FFT's filter
+        spectra excepted.
     """
 
     image_shape: tuple
@@ -315,59 +348,30 @@ class Plan:
     pyramid: bool
     flatten: bool
     patch_norm: bool
-    phased: bool = False
-    chunk: int = 1
-    bands: tuple = ()
-    block: int = 0
+    phased: bool
+    chunk: int
+    bands: tuple
+    blocks: tuple
+    n_maps: int
+    maps_per_filter: int
+    padded_shape: tuple
+    padded_rows: int
+    taps: int
+    pool_first: bool
+    phased_shape: tuple | None
+    output_shape: tuple
+    n_features: int
+    largest_region: int
+    bytes_per_image: int = 0
 
     @property
-    def n_maps(self):
-        return self.n_filters * ACTIVATIONS[self.activation].maps_per_filter
-
-    @property
-    def maps_per_filter(self):
-        return ACTIVATIONS[self.activation].maps_per_filter
-
-    @property
-    def padded_shape(self):
-        (top, bottom), (left, right) = self.padding
-        return self.image_shape[0] + top + bottom, self.image_shape[1] + left + right
-
-    @property
-    def taps(self):
-        """Values of one patch: ``h * w * C``."""
-        return self.filter_size[0] * self.filter_size[1] * self.image_shape[2]
-
-    @property
-    def blocks(self):
-        """The ``(start, stop)`` of each block of filters."""
-        return tuple(
-            (start, min(start + self.block, self.n_filters))
-            for start in range(0, self.n_filters, self.block)
-        )
+    def block(self):
+        """Filters of the largest block."""
+        return max(stop - start for start, stop in self.blocks)
 
     def band_input_rows(self, band_rows):
         """Rows of the padded image that ``band_rows`` map rows read."""
         return self.stride * (band_rows - 1) + self.filter_size[0]
-
-    @property
-    def pool_first(self):
-        """Max pooling commutes with adding a per-map constant and with a non-decreasing
-        activation (and so does float32 rounding): then the maps are pooled first, and the bias
-        and activation touch only the pooled values."""
-        return POOLINGS[self.pooling].is_max and ACTIVATIONS[self.activation].monotone
-
-    @property
-    def output_shape(self):
-        """The shape of one image's features: ``(rows, cols, n_maps)`` for one grid or windows,
-        ``(n_regions, n_maps)`` for a pyramid."""
-        if self.pyramid:
-            return (sum(level.n_regions for level in self.levels), self.n_maps)
-        return (*self.levels[0].shape, self.n_maps)
-
-    @property
-    def n_features(self):
-        return math.prod(self.output_shape)
 
     def feature_names(self):
         """One name per feature, in the order of the flattened output: region-major, map-minor."""
@@ -379,32 +383,18 @@ class Plan:
             for name in maps
         ]
 
-    @property
-    def largest_region(self):
-        """The number of map values of the largest pooling region."""
-        return max(int(level.sizes.max()) for level in self.levels)
-
-    @property
-    def phased_shape(self):
-        """With the phased layout, ``(win_rows, win_cols, out_rows, units)``: windows of the
-        finest level, map rows computed, windows per map row."""
-        level = self.levels[self.order[0]]
-        win_rows, win_cols = level.map_rows.size, level.map_cols.size
-        return win_rows, win_cols, level.map_rows.stop, level.map_cols.stop // win_cols
-
     def unpooled(self):
         """This plan without its pooling: each image's maps, ``(rows, cols, n_maps)``."""
         rows, cols = (window_regions(length, 1) for length in self.map_shape)
-        plan = replace(
+        return _tiled(
             self,
             pooling="max",
-            levels=(Level(None, rows, cols, rows, cols, 0),),
+            levels=(level(None, rows, cols, 0),),
             order=(0,),
             pyramid=False,
             flatten=False,
             phased=False,
         )
-        return _tiled(plan)
 
     def chunk_buffers(self, n):
         """Every buffer a chunk of ``n`` images needs: name -> (shape, dtype). The engine
@@ -412,8 +402,7 @@ class Plan:
         starting with ``'tmp_'`` are the temporaries that NumPy and SciPy allocate inside a
         call, counted but not allocated by the engine."""
         band = max(stop - start for start, stop in self.bands)
-        height = self.band_input_rows(band)
-        width = self.padded_shape[1]
+        height, width = self.padded_rows, self.padded_shape[1]
         channels = self.image_shape[2]
         cols = self.map_shape[1]
         positions = band * cols
@@ -453,41 +442,36 @@ class Plan:
         buffers["maps"] = ((n, positions, block), f32)
         if maps != block:
             buffers["activated"] = ((n, positions, maps), f32)
-        buffers.update(self._pooling_buffers(n, band, maps))
-        return buffers
-
-    def _pooling_buffers(self, n, band, block_maps):
-        buffers = {}
         if self.phased:
             _, _, out_rows, units = self.phased_shape
-            buffers["phase_pooled"] = ((n, out_rows * units * block_maps), np.float32)
+            buffers["phase_pooled"] = ((n, out_rows * units * maps), f32)
         for index in self.order:
             level = self.levels[index]
             if level.source is None:
                 # Pooled block by block, band by band: at most one region per row of a band.
-                shape = (n, min(len(level.rows), band), self.map_shape[1], block_maps)
+                shape = (n, min(level.rows.count, band), cols, maps)
                 if len(self.bands) > 1:
-                    part = (n, shape[1], len(level.cols), block_maps)
-                    buffers[f"part_{index}"] = (part, np.float32)
+                    part = (n, shape[1], level.cols.count, maps)
+                    buffers[f"part_{index}"] = (part, f32)
             else:
-                source_cols = len(self.levels[level.source].map_cols)
-                shape = (n, len(level.rows), source_cols, self.n_maps)
+                source_cols = self.levels[level.source].map_cols.count
+                shape = (n, level.rows.count, source_cols, self.n_maps)
             if not (self.phased and index == self.order[0]):
-                buffers[f"rows_{index}"] = (shape, np.float32)
-            buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), np.float32)
+                buffers[f"rows_{index}"] = (shape, f32)
+            buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), f32)
         return buffers
-
-    def bytes_per_image(self):
-        """Bytes of a chunk's buffers per image (the FFT's filter spectra excepted)."""
-        return _nbytes(self.chunk_buffers(1))
 
     def filter_spectra_bytes(self):
         """Bytes of the filters' spectra, made once per transform by the FFT path."""
         if self.method != "fft":
             return 0
-        band = max(stop - start for start, stop in self.bands)
-        height, width = self.band_input_rows(band), self.padded_shape[1]
-        return 8 * self.n_filters * self.image_shape[2] * height * (width // 2 + 1)
+        return (
+            8
+            * self.n_filters
+            * self.image_shape[2]
+            * self.padded_rows
+            * (self.padded_shape[1] // 2 + 1)
+        )
 
     def batch_size(self, n_samples, n_threads):
         """Images per batch: whole chunks, all in one batch on one thread, else about four
@@ -507,37 +491,104 @@ class Plan:
         if batch_size is None:
             batch_size = self.batch_size(n_samples, n_threads)
         batch = max(1, min(batch_size, n_samples))
-        per_thread = _nbytes(self.chunk_buffers(min(batch, self.chunk)))
+        # Every buffer holds its chunk's images side by side: bytes grow with the chunk.
+        per_thread = min(batch, self.chunk) * self.bytes_per_image
         threads = min(n_threads, math.ceil(n_samples / batch))
         return threads * per_thread + self.filter_spectra_bytes() + CALL_BYTES
+
+
+def _plan(**decisions):
+    """A :class:`Plan` from its decisions, with every derived field worked out."""
+    activation = ACTIVATIONS[decisions["activation"]]
+    (top, bottom), (left, right) = decisions["padding"]
+    height, width, channels = decisions["image_shape"]
+    levels, order = decisions["levels"], decisions["order"]
+    maps_per_filter = activation.maps_per_filter
+    n_maps = decisions["n_filters"] * maps_per_filter
+    finest = levels[order[0]]
+    phased_shape = None
+    if decisions["phased"]:
+        win_cols = finest.map_cols.size
+        phased_shape = (
+            finest.map_rows.size,
+            win_cols,
+            finest.map_rows.stop,
+            finest.map_cols.stop // win_cols,
+        )
+    if decisions["pyramid"]:
+        output_shape = (sum(level.n_regions for level in levels), n_maps)
+    else:
+        output_shape = (*levels[0].shape, n_maps)
+    longest = max(stop - start for start, stop in decisions["bands"])
+    plan = Plan(
+        **decisions,
+        n_maps=n_maps,
+        maps_per_filter=maps_per_filter,
+        padded_shape=(height + top + bottom, width + left + right),
+        padded_rows=decisions["stride"] * (longest - 1) + decisions["filter_size"][0],
+        taps=math.prod(decisions["filter_size"]) * channels,
+        pool_first=POOLINGS[decisions["pooling"]].is_max and activation.monotone,
+        phased_shape=phased_shape,
+        output_shape=output_shape,
+        n_features=math.prod(output_shape),
+        largest_region=max(max(map(max, level.sizes)) for level in levels),
+    )
+    return replace(plan, bytes_per_image=_nbytes(plan.chunk_buffers(1)))
 
 
 def _nbytes(buffers):
     return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in buffers.values())
 
 
-def _tiled(plan, budget=None):
-    """``plan`` with its tiling: whole images and all filters if one image fits ``budget``
-    (then as many images per chunk as fit); else one image at a time, in bands of map rows
-    (halved until a band fits :data:`BAND_FACTOR` times the budget: a band's tile does more
-    work, and calls cost less than they would in the L2 cache's share) and, if one row of
-    all filters still does not fit, in blocks of filters."""
+_DECISIONS = (
+    "image_shape",
+    "n_filters",
+    "filter_size",
+    "stride",
+    "padding",
+    "map_shape",
+    "method",
+    "activation",
+    "threshold",
+    "pooling",
+    "levels",
+    "order",
+    "pyramid",
+    "flatten",
+    "patch_norm",
+    "phased",
+)
+
+
+def _tiled(plan=None, budget=None, **decisions):
+    """The plan of these decisions (``plan``'s, with ``decisions`` changed) with its tiling:
+    whole images and all filters if one image fits ``budget`` (then as many images per chunk
+    as fit); else one image at a time, in bands of map rows (halved until a band fits
+    :data:`BAND_FACTOR` times the budget: a band's tile does more work, and calls cost less
+    than they would in the L2 cache's share) and, if one row of all filters still does not
+    fit, in blocks of filters."""
+    if plan is not None:
+        decisions = {**{name: getattr(plan, name) for name in _DECISIONS}, **decisions}
     budget = tile_bytes() if budget is None else budget
-    rows = plan.map_shape[0]
-    whole = replace(plan, chunk=1, bands=((0, rows),), block=plan.n_filters)
-    per_image = whole.bytes_per_image()
-    if per_image <= budget:
-        return replace(whole, chunk=max(1, budget // per_image))
-    band_budget = BAND_FACTOR * budget
-    band, block = rows, plan.n_filters
-    while True:
-        tiled = replace(
-            whole,
-            phased=whole.phased and band == rows,
+    rows, n_filters = decisions["map_shape"][0], decisions["n_filters"]
+
+    def tiling(band, block, chunk=1):
+        return _plan(
+            **{**decisions, "phased": decisions["phased"] and band == rows},
+            chunk=chunk,
             bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
-            block=block,
+            blocks=tuple(
+                (start, min(start + block, n_filters)) for start in range(0, n_filters, block)
+            ),
         )
-        if tiled.bytes_per_image() <= band_budget or (band == 1 and block == 1):
+
+    whole = tiling(rows, n_filters)
+    if whole.bytes_per_image <= budget:
+        return replace(whole, chunk=max(1, budget // whole.bytes_per_image))
+    band, block = rows, n_filters
+    while True:
+        tiled = tiling(band, block)
+        if tiled.bytes_per_image <= BAND_FACTOR * budget or (band == 1 and block == 1):
             return tiled
         if band > 1:
             band = max(1, band // 2)
@@ -589,7 +640,8 @@ def make_plan(
         and finest.map_cols.size > 1
         and all(level.source is not None for level in levels if level is not finest)
     )
-    plan = Plan(
+    return _tiled(
+        budget=tile_budget,
         image_shape=image_shape,
         n_filters=int(n_filters),
         filter_size=filter_size,
@@ -607,4 +659,3 @@ def make_plan(
         patch_norm=bool(patch_norm),
         phased=phased,
     )
-    return _tiled(plan, tile_budget)

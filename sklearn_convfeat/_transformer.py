@@ -503,9 +503,11 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         )
         if ragged:
             # Every shape's plan now: it checks that each image's maps hold the grids.
-            self._plan = self._plans(shapes)[shapes[0]]
+            self._plans(shapes)
+            self._plan_params.update(image_shape=shapes[0], fixed_regions=True)
         else:
-            self._plan = make_plan(image_shape=image_shape, **self._plan_params)
+            self._plan_params.update(image_shape=image_shape, fixed_regions=False)
+        self._plan = make_plan(**self._plan_params)
         self.output_shape_ = self._plan.output_shape
         self._fitted_params = {
             name: value
@@ -520,10 +522,23 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         plans = {}
         for shape in shapes:
             try:
-                plans[shape] = make_plan(image_shape=shape, fixed_regions=True, **self._plan_params)
+                params = {**self._plan_params, "image_shape": shape, "fixed_regions": True}
+                plans[shape] = make_plan(**params)
             except ValueError as error:
                 raise ValueError(f"An image of shape {shape}: {error}") from None
         return plans
+
+    def __getstate__(self):
+        # The plan is derived from _plan_params (plans are cached): a loaded estimator makes
+        # it again, so that what is saved is the filters and a few parameters.
+        state = dict(super().__getstate__())  # Python's own may be the instance's __dict__
+        state.pop("_plan", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_plan_params" in state:
+            self._plan = make_plan(**self._plan_params)
 
     def _learn_bank(self, patches, random_state):
         """Filters and biases on raw images for a bank learnt on preprocessed ``patches``."""

@@ -239,7 +239,7 @@ def test_results_are_identical_for_any_batch_size_and_n_jobs(
         flatten=True,
         patch_norm=True,
         method=method,
-    ).bytes_per_image()
+    ).bytes_per_image
     params["tile_budget"] = 3 * per_image
     baseline = engine_features(images, filters, batch_size=1, n_jobs=1, **params)
     for batch_size, n_jobs in [(None, 1), (2, 2), (5, 1), (7, 2), (23, 1), (100, 2), (None, 2)]:

@@ -143,3 +143,14 @@ def test_displays_refuse_unfitted_or_foreign_estimators():
         FilterBankDisplay.from_estimator(ConvFeatureTransformer())
     with pytest.raises(TypeError, match="ConvFeatureTransformer"):
         FeatureMapsDisplay.from_estimator(LogisticRegression(), np.zeros((4, 4)))
+
+
+def test_feature_maps_of_an_image_of_any_size_after_a_fit_on_several_sizes():
+    images = [
+        _grey_images(n=1, shape=shape, seed=i)[0] for i, shape in enumerate([(9, 11), (14, 8)])
+    ]
+    conv = ConvFeatureTransformer(**_params(pool_size=None, pool_grid=2)).fit(images)
+    image = _grey_images(n=1, shape=(12, 15), seed=5)[0]
+    display = FeatureMapsDisplay.from_estimator(conv, image, max_maps=2)
+    expected = np.maximum(correlate2d(image, conv.filters_[1, :, :, 0], mode="valid"), 0)
+    np.testing.assert_allclose(display.images_[2].get_array(), expected, rtol=1e-4, atol=1e-5)

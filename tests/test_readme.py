@@ -7,6 +7,7 @@ folder that holds what a reader would have: ``photos/`` (one sub-folder per clas
 written, or only after an earlier block, are listed below with the reason.
 """
 
+import importlib.util
 import os
 import re
 import shlex
@@ -24,11 +25,6 @@ README = REPO / "README.md"
 
 # Blocks not run, by a line they hold, and why.
 NOT_RUN = {
-    "images = da.random.random((1_000_000, 28, 28), chunks=(10_000, 28, 28))": (
-        "a million images on a LocalCluster of 4 workers take minutes, and its grid search "
-        "uses pipeline, param_grid, X and y, which no block defines; tests/test_dask.py runs "
-        "the same calls on small arrays"
-    ),
     "python -m pytest -q": (
         "the whole test suite, this test included; .ci/run runs exactly this command"
     ),
@@ -41,7 +37,6 @@ PHOTOS_BLOCK = 'photos = load_image_folder("photos", image_size=32'
 CONTINUES = {
     'photos = load_image_folder("photos", image_size=None': (PHOTOS_BLOCK, "all"),  # model
     "FilterBankDisplay.from_estimator(model)": (PHOTOS_BLOCK, "all"),  # model, photos
-    "multiscale = make_union(": ("X, y = load_digits(return_X_y=True)", "imports"),
     'sio.dump(model, "model.skops")': (PHOTOS_BLOCK, "all"),  # model
 }
 
@@ -111,6 +106,18 @@ def _commands(tokens):
 
 
 STEPS = _steps()
+
+
+def test_the_parameters_table_is_made_from_the_estimator():
+    """The README's table of parameters is what docs/make_parameters.py makes of the
+    estimator's signature and docstring (run it after changing either)."""
+    spec = importlib.util.spec_from_file_location(
+        "make_parameters", REPO / "docs" / "make_parameters.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = README.read_text()
+    assert text == module.readme_with_table(text), "run python docs/make_parameters.py"
 
 
 def test_every_block_is_bash_python_or_plain_text():
