@@ -673,12 +673,26 @@ def _check_inputs(filenames):
             raise CommandError(f"{filename}: no such file")
 
 
+def _predict_proba(model, images, filenames):
+    """The model's probabilities for ``images``. An image the model refuses (at its own size,
+    one too small for the pooling grid) is a one-line error that names its file."""
+    try:
+        return model.predict_proba(images)
+    except ValueError as exc:
+        for filename, image in zip(filenames, images, strict=True):
+            try:
+                model.predict_proba([image])
+            except ValueError as own:
+                raise CommandError(f"{filename}: {own}".splitlines()[0]) from None
+        raise CommandError(str(exc).splitlines()[0]) from None
+
+
 def cmd_predict(args):
     _check_inputs(args.images)
     saved = load_model(args.model)
     images = _load_images(saved, args.images)
     model, names = saved["model"], saved["target_names"]
-    probabilities = model.predict_proba(images)
+    probabilities = _predict_proba(model, images, args.images)
     results = []
     for filename, proba in zip(args.images, probabilities, strict=True):
         best = int(np.argmax(proba))
@@ -725,7 +739,10 @@ def cmd_show(args):
         display.figure_.suptitle("filters")
     else:
         image = _load_images(saved, [args.image])[0]
-        display = FeatureMapsDisplay.from_estimator(saved["model"], image)
+        try:
+            display = FeatureMapsDisplay.from_estimator(saved["model"], image)
+        except ValueError as exc:
+            raise CommandError(f"{args.image}: {exc}".splitlines()[0]) from None
     with _atomic_output(args.out) as tmp:
         display.figure_.savefig(tmp, format=out_format, dpi=100)
     plt.close(display.figure_)
