@@ -7,6 +7,11 @@ images decide it), ``flatten`` (the classifier needs flat features) and ``n_jobs
 ``--n-jobs``); ``random_state`` defaults to 0 here, so that runs are reproducible. The
 estimator validates the options before any work.
 
+Images are resized to one size (``--image-size 32``), or kept at their own sizes
+(``--image-size native``, optionally shrunk to ``--max-side``) for a transformer that pools onto
+a grid or a pyramid. A model file remembers which; ``predict`` and ``show`` read new images the
+same way.
+
 Every expected failure (a missing path, an unreadable image or model, an output that exists,
 a value the estimator refuses) ends with one line on stderr and exit status 2. Outputs are
 written to a temporary file in the target's folder, then renamed over it, so an interrupted
@@ -41,8 +46,17 @@ from ._cli_options import (
     option_error,
 )
 from ._optional import import_optional
+from ._plan import parse_pooling
 
+# A model file is a dict tagged with its format. Format 1: images resized to "image_size".
+# Format 2: also "image_size" None (each image at its own size) and "max_side". Models of a fixed
+# size are still written as format 1, which older versions read; both formats are read.
 MODEL_FORMAT = "sklearn-convfeat model 1"
+NATIVE_MODEL_FORMAT = "sklearn-convfeat model 2"
+MODEL_FORMATS = (MODEL_FORMAT, NATIVE_MODEL_FORMAT)
+
+# Raw pixels need one size: with --image-size native, evaluate's raw-pixels row resizes to this.
+RAW_PIXELS_SIZE = (32, 32)
 
 # The default grid of `convfeat search`; keys without "__" are transformer parameters.
 DEFAULT_GRID = {
@@ -67,7 +81,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _image_size(text):
-    """``'32'`` or ``'32x48'`` (height x width) as a pair of ints."""
+    """``'32'`` or ``'32x48'`` (height x width) as a pair of ints; ``'native'`` as None."""
+    if text.strip().lower() == "native":
+        return None
     parts = text.lower().split("x")
     try:
         size = tuple(int(p) for p in parts)
@@ -76,7 +92,7 @@ def _image_size(text):
     if len(size) == 1:
         size = size * 2
     if len(size) != 2 or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected SIZE or HEIGHTxWIDTH, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected SIZE, HEIGHTxWIDTH or 'native', got {text!r}")
     return size
 
 
@@ -111,7 +127,21 @@ def _parent_parsers():
         type=_image_size,
         default=(32, 32),
         metavar="SIZE",
-        help="resize every image to SIZE or HEIGHTxWIDTH pixels (default: 32)",
+        help=(
+            "resize every image to SIZE or HEIGHTxWIDTH pixels, or 'native' to keep each "
+            "image at its own size (needs a pooling grid or pyramid, the default) "
+            "(default: 32)"
+        ),
+    )
+    group.add_argument(
+        "--max-side",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=(
+            "with --image-size native: shrink any image whose longer side exceeds N pixels, "
+            "keeping its aspect ratio (default: no limit)"
+        ),
     )
     group.add_argument(
         "--color",
@@ -327,6 +357,7 @@ def _load_folder(args, min_per_class=1):
             bunch = load_image_folder(
                 args.data,
                 image_size=args.image_size,
+                max_side=args.max_side,
                 color_mode=args.color,
                 on_error="warn" if args.skip_errors else "raise",
             )
@@ -348,13 +379,47 @@ def _load_folder(args, min_per_class=1):
             f"{args.data}: class {bunch.target_names[smallest]!r} has {counts[smallest]} "
             f"image(s), fewer than the {min_per_class} folds; add images or lower --cv"
         )
-    height, width, channels = bunch.image_shape
     _stderr(
         f"{len(bunch.target)} images in {len(counts)} classes ("
         + ", ".join(f"{name}: {n}" for name, n in zip(bunch.target_names, counts, strict=True))
-        + f"), resized to {height}x{width} {args.color}"
+        + f"), {_sizes(args, bunch.images)} {args.color}"
     )
     return bunch
+
+
+def _sizes(args, images):
+    """How the images were sized, for the summary line."""
+    from .datasets import _size_range
+
+    if args.image_size is not None:
+        height, width = args.image_size
+        return f"resized to {height}x{width}"
+    limit = "" if args.max_side is None else f", longer side at most {args.max_side}"
+    return f"kept at their own sizes{limit} (from {_size_range(images)})"
+
+
+def _check_image_options(args):
+    """Fail before any work if the image options make no sense together, or with the
+    pooling: images of their own sizes need features of one length whatever the size."""
+    if args.image_size is not None:
+        if args.max_side is not None:
+            raise CommandError(
+                "--max-side: applies only with --image-size native (a fixed --image-size "
+                "resizes every image to it)"
+            )
+        return
+    conv = _transformer(args)
+    if parse_pooling(conv.pool_size, conv.pool_grid, conv.flatten).windows is not None:
+        raise CommandError(
+            "--image-size native: needs a pooling grid or pyramid (--pool-grid, or the "
+            "default without --pool-size), whose number of features does not depend on the "
+            "image size; --pool-size pools over windows, whose number does"
+        )
+
+
+def _take(X, indices):
+    """The samples of ``X`` (an array, or a list of images of their own sizes) at ``indices``."""
+    return X[indices] if isinstance(X, np.ndarray) else [X[i] for i in indices]
 
 
 def _cross_validate(models, y, cv):
@@ -369,10 +434,10 @@ def _cross_validate(models, y, cv):
         scores, fit_times, transform_times = [], [], []
         for train, test in folds:
             start = time.perf_counter()
-            model.fit(X[train], y[train])
+            model.fit(_take(X, train), y[train])
             fit_times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            features = model[:-1].transform(X[test])
+            features = model[:-1].transform(_take(X, test))
             transform_times.append(time.perf_counter() - start)
             scores.append(model[-1].score(features, y[test]))
             progress.step()
@@ -407,16 +472,36 @@ def cmd_digits(args):
     _print_table(rows)
 
 
+def _raw_pixels(args, bunch):
+    """The name of the raw-pixels row and its flat pixels: the images as loaded, or, when they
+    keep their own sizes, resized to :data:`RAW_PIXELS_SIZE` (raw pixels need one size)."""
+    if args.image_size is not None:
+        return "raw pixels", bunch.data
+    from .datasets import load_images
+
+    height, width = RAW_PIXELS_SIZE
+    try:
+        images = load_images(bunch.filenames, image_size=RAW_PIXELS_SIZE, color_mode=args.color)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(
+        f"Raw pixels need one size: their row uses the images resized to {height}x{width}; "
+        "conv features use them at their own sizes."
+    )
+    return f"raw pixels ({height}x{width})", images.reshape(len(images), -1)
+
+
 def cmd_evaluate(args):
     bunch = _load_folder(args, min_per_class=args.cv)
     print(
         f"{args.data}: {len(bunch.target)} images, {len(bunch.target_names)} classes; "
         f"{args.cv}-fold cross-validation."
     )
+    raw_name, raw_pixels = _raw_pixels(args, bunch)
     with _fitting(args):
         rows = _cross_validate(
             [
-                ("raw pixels", make_model(), bunch.data),
+                (raw_name, make_model(), raw_pixels),
                 ("conv features", _conv_model(args, args.n_jobs), bunch.images),
             ],
             bunch.target,
@@ -450,8 +535,9 @@ def _read_grid(text):
     return [{(k if "__" in k else f"conv__{k}"): v for k, v in g.items()} for g in grids]
 
 
-def _check_grid(model, grid):
-    """Fail before any work if the estimator refuses a configuration of the grid."""
+def _check_grid(model, grid, native):
+    """Fail before any work if the estimator refuses a configuration of the grid, or if it
+    pools over windows the images kept at their own sizes (``native``)."""
     for candidate in ParameterGrid(grid):
         try:
             conv = clone(model).set_params(**candidate).named_steps["conv"]
@@ -459,6 +545,12 @@ def _check_grid(model, grid):
             conv._check_params()
         except (TypeError, ValueError) as exc:
             raise CommandError(f"--grid: {exc}".splitlines()[0]) from None
+        if native and parse_pooling(conv.pool_size, conv.pool_grid, conv.flatten).windows:
+            raise CommandError(
+                f"--grid: pool_size={conv.pool_size!r} pools over windows, whose number of "
+                "features depends on the image size; with --image-size native, search "
+                "pool_grid instead"
+            )
 
 
 def cmd_search(args):
@@ -466,7 +558,7 @@ def cmd_search(args):
     if args.csv:
         _check_output(args.csv, args.force)
     model = _conv_model(args)
-    _check_grid(model, grid)
+    _check_grid(model, grid, native=args.image_size is None)
     bunch = _load_folder(args, min_per_class=args.cv)
     cv = StratifiedKFold(n_splits=args.cv, shuffle=True, random_state=0)
     search = GridSearchCV(model, grid, cv=cv, n_jobs=args.n_jobs, error_score="raise")
@@ -509,9 +601,11 @@ def cmd_train(args):
         "version": __version__,
         "model": model,
         "target_names": list(bunch.target_names),
-        "image_size": list(args.image_size),
+        "image_size": list(args.image_size) if args.image_size is not None else None,
         "color_mode": args.color,
     }
+    if args.image_size is None:
+        saved.update(format=NATIVE_MODEL_FORMAT, max_side=args.max_side)
     with _atomic_output(args.out) as tmp:
         sio.dump(saved, tmp)
     print(f"Saved a model of {len(bunch.target_names)} classes to {args.out}")
@@ -549,7 +643,7 @@ def load_model(path):
         saved = sio.load(path, trusted=untrusted)
     except Exception as exc:  # as above: a damaged file
         raise CommandError(f"{path}: not a readable model file ({type(exc).__name__})") from None
-    if not isinstance(saved, dict) or saved.get("format") != MODEL_FORMAT:
+    if not isinstance(saved, dict) or saved.get("format") not in MODEL_FORMATS:
         raise CommandError(f"{path}: not a model saved by 'convfeat train'")
     return saved
 
@@ -559,9 +653,13 @@ def _load_images(saved, filenames):
 
     _optional("PIL.Image")
     _check_inputs(filenames)
+    image_size = saved["image_size"]
     try:
         return load_images(
-            filenames, image_size=tuple(saved["image_size"]), color_mode=saved["color_mode"]
+            filenames,
+            image_size=None if image_size is None else tuple(image_size),
+            max_side=saved.get("max_side"),
+            color_mode=saved["color_mode"],
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
@@ -575,12 +673,26 @@ def _check_inputs(filenames):
             raise CommandError(f"{filename}: no such file")
 
 
+def _predict_proba(model, images, filenames):
+    """The model's probabilities for ``images``. An image the model refuses (at its own size,
+    one too small for the pooling grid) is a one-line error that names its file."""
+    try:
+        return model.predict_proba(images)
+    except ValueError as exc:
+        for filename, image in zip(filenames, images, strict=True):
+            try:
+                model.predict_proba([image])
+            except ValueError as own:
+                raise CommandError(f"{filename}: {own}".splitlines()[0]) from None
+        raise CommandError(str(exc).splitlines()[0]) from None
+
+
 def cmd_predict(args):
     _check_inputs(args.images)
     saved = load_model(args.model)
     images = _load_images(saved, args.images)
     model, names = saved["model"], saved["target_names"]
-    probabilities = model.predict_proba(images)
+    probabilities = _predict_proba(model, images, args.images)
     results = []
     for filename, proba in zip(args.images, probabilities, strict=True):
         best = int(np.argmax(proba))
@@ -627,7 +739,10 @@ def cmd_show(args):
         display.figure_.suptitle("filters")
     else:
         image = _load_images(saved, [args.image])[0]
-        display = FeatureMapsDisplay.from_estimator(saved["model"], image)
+        try:
+            display = FeatureMapsDisplay.from_estimator(saved["model"], image)
+        except ValueError as exc:
+            raise CommandError(f"{args.image}: {exc}".splitlines()[0]) from None
     with _atomic_output(args.out) as tmp:
         display.figure_.savefig(tmp, format=out_format, dpi=100)
     plt.close(display.figure_)
@@ -659,6 +774,8 @@ def main(argv=None):
     try:
         if given_params(args):
             _transformer(args)  # the estimator checks the options before any work
+        if hasattr(args, "image_size"):
+            _check_image_options(args)
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             COMMANDS[args.command](args)

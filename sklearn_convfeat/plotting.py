@@ -77,6 +77,27 @@ def _as_picture(array):
     return (array - low) / (high - low) if high > low else np.zeros_like(array)
 
 
+def _plan_for(transformer, sample_shape):
+    """The plan of the transformer for one sample of ``sample_shape``: the plan of fit, or,
+    when it was fitted on images of several sizes, the plan of the sample's own size."""
+    height, width, channels = transformer.image_shape_
+    if height is not None:
+        return transformer._plan
+    if len(sample_shape) not in (2, 3):
+        raise ValueError(
+            f"image has shape {tuple(sample_shape)}, but {type(transformer).__name__} was "
+            "fitted on images of several sizes: pass one (height, width) or (height, width, "
+            "channels) image."
+        )
+    shape = (*sample_shape[:2], sample_shape[2] if len(sample_shape) == 3 else 1)
+    if shape[2] != channels:
+        raise ValueError(
+            f"image has {shape[2]} channel(s), but {type(transformer).__name__} was fitted on "
+            f"images with {channels} channel(s)."
+        )
+    return transformer._plans([shape])[shape]
+
+
 class FilterBankDisplay:
     """The filters of a fitted ConvFeatureTransformer, one small picture each.
 
@@ -213,8 +234,9 @@ class FeatureMapsDisplay:
 
         image : array-like
             One sample, shaped as one row of the ``X`` given to ``fit``: flat
-            ``(n_features,)``, ``(height, width)`` or ``(height, width, channels)``; of any
-            size if the transformer was fitted on a list of images of several sizes.
+            ``(n_features,)``, ``(height, width)`` or ``(height, width, channels)``. For a
+            transformer fitted on a list of images of several sizes, ``(height, width)`` or
+            ``(height, width, channels)`` of any size, with the channels seen in fit.
 
         max_maps : int, default=15
             Draw the maps of at most the first ``max_maps`` filters.
@@ -237,15 +259,8 @@ class FeatureMapsDisplay:
         X = np.asarray(image)[np.newaxis]
         if before is not None:
             X = before.transform(X)
-        if transformer.image_shape_[0] is None:
-            # Fitted on images of several sizes: this one's own plan.
-            X = np.asarray(X, dtype=np.float32)
-            X = X[..., None] if X.ndim == 3 else X
-            shape = X.shape[1:]
-            plan = transformer._plans([shape])[shape]
-        else:
-            plan = transformer._plan
-            check_sample_shape(np.shape(X)[1:], plan.image_shape, type(transformer).__name__)
+        plan = _plan_for(transformer, np.shape(X)[1:])
+        check_sample_shape(np.shape(X)[1:], plan.image_shape, type(transformer).__name__)
         picture = to_images(np.asarray(X, dtype=np.float32), plan.image_shape)
         maps = feature_maps(
             picture, plan, transformer.filters_, transformer.bias_, transformer.patch_norm_eps_

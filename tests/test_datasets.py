@@ -1,12 +1,16 @@
-"""load_image_folder and load_images: layout, pixel values, resizing and unreadable files."""
+"""load_image_folder and load_images: layout, pixel values, resizing, images kept at their own
+sizes, and unreadable files."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from image_folders import make_shapes_folder
-from PIL import Image
+from PIL import Image, ImageOps
 
+from sklearn_convfeat import MemoryLimitError, _limits, datasets
+from sklearn_convfeat._limits import format_bytes
 from sklearn_convfeat._optional import import_optional
 from sklearn_convfeat.datasets import load_image_folder, load_images
 
@@ -150,3 +154,158 @@ def test_missing_pillow_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL.Image", None)
     with pytest.raises(ImportError, match=r'pip install "sklearn-convfeat\[images\]"'):
         import_optional("PIL.Image")
+
+
+# Images kept at their own sizes (image_size=None).
+
+
+def _pillow_pixels(path, mode):
+    """What Pillow itself reads: the file upright, in ``mode``, as float32 in [0, 1]."""
+    with Image.open(path) as image:
+        upright = ImageOps.exif_transpose(image).convert(mode)
+        return np.asarray(upright, dtype=np.float32) / np.float32(255)
+
+
+def _save_rotated(path, pixels, orientation=6):
+    """Save ``pixels`` with an EXIF orientation: 6 means "turn a quarter clockwise to view"."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(path, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("color_mode, mode", [("grayscale", "L"), ("rgb", "RGB")])
+def test_native_sizes_are_kept_pixel_for_pixel(tmp_path, color_mode, mode):
+    rng = np.random.default_rng(0)
+    files = [
+        _save(tmp_path / "a" / "wide.png", rng.integers(0, 256, size=(7, 90, 3))),
+        _save(tmp_path / "a" / "tall.png", rng.integers(0, 256, size=(40, 5))),
+        _save(tmp_path / "b" / "photo.jpg", rng.integers(0, 256, size=(33, 21, 3))),
+    ]
+
+    bunch = load_image_folder(tmp_path, image_size=None, color_mode=color_mode)
+
+    channels = 1 if mode == "L" else 3
+    assert isinstance(bunch.images, list) and len(bunch.images) == 3
+    assert bunch.data is bunch.images
+    assert bunch.image_shape == (None, None, channels)
+    by_name = dict(zip((Path(f).name for f in bunch.filenames), bunch.images, strict=True))
+    for path in files:
+        image = by_name[path.name]
+        assert image.dtype == np.float32
+        np.testing.assert_array_equal(image, _pillow_pixels(path, mode))
+    assert [image.shape[:2] for image in bunch.images] == [(40, 5), (7, 90), (33, 21)]
+    assert bunch.target.tolist() == [0, 0, 1]
+    assert "kept at their own sizes (from 40x5 to 33x21)" in bunch.DESCR
+
+    images = load_images(files, image_size=None, color_mode=color_mode)
+    assert isinstance(images, list)
+    for image, path in zip(images, files, strict=True):
+        np.testing.assert_array_equal(image, by_name[path.name])
+
+
+def test_max_side_keeps_the_aspect_ratio_and_never_enlarges(tmp_path):
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, size=(30, 20))
+    files = [
+        _save(tmp_path / "wide.png", np.full((90, 400), 200)),
+        _save(tmp_path / "tall.png", np.full((400, 90, 3), 100)),
+        _save(tmp_path / "small.png", small),
+        _save(tmp_path / "square.png", np.zeros((50, 50))),
+    ]
+
+    images = load_images(files, image_size=None, max_side=50)
+
+    assert [image.shape for image in images] == [(11, 50), (50, 11), (30, 20), (50, 50)]
+    np.testing.assert_allclose(images[0], 200 / 255, atol=1e-6)
+    np.testing.assert_allclose(images[1], 100 / 255, atol=1e-6)
+    np.testing.assert_array_equal(images[2], small.astype(np.float32) / np.float32(255))
+    assert load_images(files[2:3], image_size=None, max_side=1000)[0].shape == (30, 20)
+
+
+def test_max_side_shrinks_a_large_jpeg_like_a_plain_resize(tmp_path):
+    # The JPEG is decoded at a reduced scale first (draft); a smooth picture must come out as a
+    # plain resize of the whole decoded image would.
+    rows, cols = np.mgrid[0:800, 0:1200]
+    pixels = np.stack([rows * 255 / 800, cols * 255 / 1200, (rows + cols) * 255 / 2000], axis=-1)
+    path = _save(tmp_path / "big.jpg", pixels)
+
+    image = load_images([path], image_size=None, max_side=300, color_mode="rgb")[0]
+
+    assert image.shape == (200, 300, 3)
+    with Image.open(path) as full:
+        expected = full.convert("RGB").resize((300, 200), Image.Resampling.LANCZOS)
+    np.testing.assert_allclose(image, np.asarray(expected) / 255, atol=0.03)
+
+
+def test_exif_orientation_turns_native_images_upright(tmp_path):
+    rng = np.random.default_rng(2)
+    stored = rng.integers(0, 256, size=(20, 60, 3))
+    path = _save_rotated(tmp_path / "a" / "turned.png", stored)
+
+    (image,) = load_images([path], image_size=None, color_mode="rgb")
+    assert image.shape == (60, 20, 3)
+    upright = np.rot90(stored, k=-1).astype(np.float32)
+    np.testing.assert_array_equal(image, upright / np.float32(255))
+
+    (shrunk,) = load_images([path], image_size=None, max_side=30, color_mode="rgb")
+    assert shrunk.shape == (30, 10, 3)
+
+
+def test_native_unreadable_files_are_skipped_once_each(tmp_path):
+    make_shapes_folder(tmp_path, n_per_class=2, shapes=("circle", "square"))
+    (tmp_path / "circle" / "notes.txt").write_text("not an image")  # fails on its header
+    whole = (tmp_path / "square" / "square_000.jpg").read_bytes()
+    (tmp_path / "square" / "cut.jpg").write_bytes(whole[: len(whole) // 2])  # fails decoding
+
+    with pytest.raises(ValueError, match=r"notes\.txt: not a readable image"):
+        load_image_folder(tmp_path, image_size=None)
+    with pytest.warns(UserWarning) as record:
+        bunch = load_image_folder(tmp_path, image_size=None, on_error="warn")
+    skipped = sorted(Path(str(w.message).split(": ")[0]).name for w in record)
+    assert skipped == ["cut.jpg", "notes.txt"]
+    assert len(bunch.images) == len(bunch.target) == len(bunch.filenames) == 4
+
+
+def test_memory_check_counts_native_sizes_before_decoding(tmp_path, monkeypatch):
+    _save(tmp_path / "a" / "big.png", np.zeros((300, 400, 3)))
+    _save(tmp_path / "b" / "small.png", np.zeros((200, 100, 3)))
+    float32_bytes = 4 * 3 * (300 * 400 + 200 * 100)
+
+    def must_not_decode(*args):
+        raise AssertionError("an image was decoded before the memory check")
+
+    monkeypatch.setattr(_limits, "available_memory", lambda: float32_bytes - 1)
+    monkeypatch.setattr(datasets, "_read_native", must_not_decode)
+    with pytest.raises(MemoryLimitError, match="2 images at their own sizes") as error:
+        load_image_folder(tmp_path, image_size=None, color_mode="rgb")
+    message = str(error.value)
+    assert f"{format_bytes(float32_bytes)} as float32" in message
+    assert "max_side" in message
+
+    monkeypatch.undo()
+    monkeypatch.setattr(_limits, "available_memory", lambda: 2 * 10**6)
+    shrunk = load_image_folder(tmp_path, image_size=None, max_side=100, color_mode="rgb")
+    assert [image.shape for image in shrunk.images] == [(75, 100, 3), (100, 50, 3)]
+    with pytest.raises(MemoryLimitError):
+        load_image_folder(tmp_path, image_size=None, color_mode="rgb")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(image_size=None, max_side=0), "max_side must be None or a positive int"),
+        (dict(image_size=None, max_side=-5), "max_side must be None or a positive int"),
+        (dict(image_size=None, max_side=12.5), "max_side must be None or a positive int"),
+        (dict(image_size=None, max_side=True), "max_side must be None or a positive int"),
+        (dict(max_side=64), r"max_side=64 applies to .*image_size=None"),
+        (dict(image_size="native"), "image_size must be None"),
+    ],
+)
+def test_bad_native_arguments(tmp_path, kwargs, match):
+    make_shapes_folder(tmp_path, n_per_class=1, shapes=("a", "b"))
+    with pytest.raises(ValueError, match=match):
+        load_image_folder(tmp_path, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        load_images(sorted(tmp_path.rglob("*.jpg")), **kwargs)

@@ -122,6 +122,22 @@ def test_feature_maps_apply_the_pipeline_steps_before_the_transformer():
     np.testing.assert_allclose(display.images_[1].get_array(), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_feature_maps_of_an_image_of_its_own_size():
+    rng = np.random.default_rng(3)
+    images = [rng.uniform(0, 1, size=shape) for shape in [(9, 11), (14, 8), (12, 12)]]
+    conv = ConvFeatureTransformer(**_params(pool_size=None, pool_grid=2)).fit(images)
+    new = rng.uniform(0, 1, size=(10, 17))
+    display = FeatureMapsDisplay.from_estimator(conv, new, max_maps=2)
+
+    for k in range(2):
+        expected = np.maximum(correlate2d(new, conv.filters_[k, :, :, 0], mode="valid"), 0)
+        np.testing.assert_allclose(display.images_[1 + k].get_array(), expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"3 channel\(s\), but .* with 1 channel"):
+        FeatureMapsDisplay.from_estimator(conv, np.zeros((10, 10, 3)))
+    with pytest.raises(ValueError, match="several sizes"):
+        FeatureMapsDisplay.from_estimator(conv, np.zeros(100))
+
+
 def test_displays_refuse_unfitted_or_foreign_estimators():
     with pytest.raises(NotFittedError):
         FilterBankDisplay.from_estimator(ConvFeatureTransformer())

@@ -33,8 +33,9 @@ NOT_RUN = {
 # Blocks that use names of an earlier block, as in one Python session: {a line of the block:
 # (a line of the earlier block, what of it runs first: "all" or its "imports")}. Each runs in a
 # fresh process after that part of the earlier block.
-PHOTOS_BLOCK = 'photos = load_image_folder("photos"'
+PHOTOS_BLOCK = 'photos = load_image_folder("photos", image_size=32'
 CONTINUES = {
+    'photos = load_image_folder("photos", image_size=None': (PHOTOS_BLOCK, "all"),  # model
     "FilterBankDisplay.from_estimator(model)": (PHOTOS_BLOCK, "all"),  # model, photos
     'sio.dump(model, "model.skops")': (PHOTOS_BLOCK, "all"),  # model
 }
