@@ -574,11 +574,6 @@ def test_native_model_names_an_image_too_small_for_its_grid(
     assert [p.name for p in tmp_path.iterdir()] == ["thin.png"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="estimator: after a fit on images that all share one size, transform stacks a list "
-    "of one image into an array and refuses another size",
-)
 def test_native_model_of_one_size_predicts_another(tmp_path, monkeypatch, capsys):
     # Photos of one camera all share a size; a new photo may not.
     monkeypatch.chdir(tmp_path)
