@@ -16,6 +16,7 @@ SIMPLE = dict(
     pool_grid=None,
     patch_norm=False,
     flatten=True,
+    center=False,
     random_state=0,
     n_jobs=None,
     batch_size="auto",

@@ -310,6 +310,8 @@ BAD_PARAMS = [
     ("flatten", "yes", InvalidParameterError, "'flatten' parameter.*bool"),
     ("flatten", 1, InvalidParameterError, "'flatten' parameter.*Got 1"),
     ("flatten", None, InvalidParameterError, "'flatten' parameter"),
+    ("center", "yes", InvalidParameterError, "'center' parameter.*bool"),
+    ("center", 0, InvalidParameterError, "'center' parameter.*Got 0"),
     ("random_state", -1, InvalidParameterError, "'random_state' parameter.*\\[0, 4294967295\\]"),
     ("random_state", 2**32, InvalidParameterError, "'random_state' parameter"),
     ("random_state", 1.5, InvalidParameterError, "'random_state' parameter"),

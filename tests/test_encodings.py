@@ -22,6 +22,7 @@ def make(**params):
         pool_grid=None,
         patch_norm=False,
         whiten=False,
+        center=False,
         random_state=0,
     )
     return ConvFeatureTransformer(**{**fixed, **params})

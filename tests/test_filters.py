@@ -121,6 +121,7 @@ def test_whitened_pca_features_have_the_whitened_spectrum(digits_images):
         padding="valid",
         pool_size=1,
         pool_grid=None,
+        center=False,
         random_state=0,
     ).fit(images)
     features = conv.transform(images).reshape(-1, 9).astype(np.float64)
@@ -145,6 +146,7 @@ def test_patch_norm_features_match_normalise_then_filter(digits_images):
         padding="valid",
         pool_size=1,
         pool_grid=None,
+        center=False,
         random_state=0,
     ).fit(digits_images)
     patches = all_patches(images, 3)

@@ -30,6 +30,7 @@ NON_DEFAULTS = {
     "patch_norm": False,
     "max_patches": 500,
     "flatten": False,
+    "center": False,
     "random_state": 1,
     "n_jobs": 2,
     "batch_size": 7,

@@ -88,6 +88,7 @@ def cases(draw):
         n_jobs=draw(st.sampled_from([None, 2])),
         batch_size=draw(st.sampled_from(["auto", 1, 3])),
         flatten=True,
+        center=draw(st.booleans()),
     )
     scale = draw(st.sampled_from([1e-3, 1.0, 255.0]))
     seed = draw(st.integers(0, 2**32 - 1))
@@ -136,10 +137,12 @@ def test_features_are_finite_match_the_reference_and_respect_the_activation(case
     conv = ConvFeatureTransformer(**{**params, "flatten": False}).fit(X)
     features = conv.transform(X)
     assert np.isfinite(features).all()
+    # Centred features are the pooled ones minus the training mean.
+    pooled = features if conv.feature_mean_ is None else features + conv.feature_mean_
     if params["activation"] in ("relu", "abs"):
-        assert (features >= 0).all()
+        assert (pooled >= -1e-6 * max(1.0, np.abs(pooled).max())).all()
     if params["activation"] == "tanh":
-        assert (np.abs(features) <= 1).all()
+        assert (np.abs(pooled) <= 1 + 1e-6).all()
     expected = reference(
         images,
         conv.filters_,
@@ -150,6 +153,8 @@ def test_features_are_finite_match_the_reference_and_respect_the_activation(case
         as_pair(params["pool_size"] or 1),
         params["pool_grid"] and as_pair(params["pool_grid"]),
     )
+    if conv.feature_mean_ is not None:
+        expected = expected - conv.feature_mean_
     scale = np.abs(images).max() * math.sqrt(conv.filters_[0].size)
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5 * scale)
 

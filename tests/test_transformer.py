@@ -19,7 +19,14 @@ from sklearn_convfeat import ConvFeatureTransformer
 
 # The parameters these tests were written for (the 0.1 defaults): a random bank on raw pixels,
 # pooled over windows. Pinned, so that the tests do not depend on the current defaults.
-V01 = dict(filter_init="gaussian", filter_size=5, padding="valid", patch_norm=False, pool_size=2)
+V01 = dict(
+    filter_init="gaussian",
+    filter_size=5,
+    padding="valid",
+    patch_norm=False,
+    pool_size=2,
+    center=False,
+)
 
 
 def _v01(**params):
@@ -384,3 +391,23 @@ def test_grid_search_and_cross_val_score_on_digits():
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     scores = cross_val_score(search.best_estimator_, X, y, cv=cv)
     assert scores.mean() > 0.85
+
+
+def test_center_subtracts_the_mean_features_of_the_training_images():
+    X = np.random.default_rng(0).random((300, 10, 10))
+    plain = ConvFeatureTransformer(n_filters=8, center=False, random_state=0).fit(X)
+    centred = ConvFeatureTransformer(n_filters=8, random_state=0).fit(X)
+    raw = plain.transform(X)
+    assert plain.feature_mean_ is None
+    assert_allclose(centred.feature_mean_, raw.mean(axis=0), rtol=1e-5, atol=1e-6)
+    assert_array_equal(centred.transform(X), raw - centred.feature_mean_)
+    assert_allclose(centred.transform(X).mean(axis=0), 0, atol=1e-5)
+
+
+def test_center_reads_at_most_a_thousand_training_images():
+    X = np.random.default_rng(0).random((1500, 6, 6))
+    conv = ConvFeatureTransformer(n_filters=4, filter_init="gaussian", random_state=0).fit(X)
+    raw = ConvFeatureTransformer(**{**conv.get_params(), "center": False}).fit(X).transform(X)
+    means = [raw[rows].mean(axis=0) for rows in (slice(0, 1000), slice(500, 1500))]
+    assert not any(np.allclose(conv.feature_mean_, mean, rtol=1e-6) for mean in means)
+    assert_allclose(conv.feature_mean_, raw.mean(axis=0), atol=0.05 * np.abs(raw).max())
