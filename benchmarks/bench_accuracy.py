@@ -19,8 +19,8 @@ The headline rows, for every set:
 - ``scattering``: kymatio's ``Scattering2D(J=2)`` of the images (each channel apart), then
   ``StandardScaler`` and ``LogisticRegression(max_iter=3000)``; skipped, with a note, when
   kymatio (and torch) are not installed;
-- ``old defaults``: the defaults of 0.2 (64 4x4 k-means filters, ReLU, max pooling onto the
-  1+2x2+4x4 pyramid), written out below so that the row stays fixed;
+- ``old defaults``: the defaults before the handwriting issue (64 4x4 k-means filters, ReLU,
+  max pooling onto the 1+2x2+4x4 pyramid), written out below so that the row stays fixed;
 - ``new defaults``: ``ConvFeatureTransformer(random_state=0)`` of the installed package,
   whatever its defaults are.
 
@@ -58,8 +58,8 @@ SCATTERING = "scattering"
 OLD = "old defaults"
 NEW = "new defaults"
 
-# The defaults of sklearn-convfeat 0.2, written out so that the "old defaults" row stays fixed
-# whatever the installed package's defaults become.
+# The defaults before the handwriting issue (version 0.1.0), written out so that the
+# "old defaults" row stays fixed whatever the installed package's defaults become.
 OLD_DEFAULTS = dict(
     n_filters=64,
     filter_size=4,
