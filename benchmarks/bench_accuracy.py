@@ -1,31 +1,123 @@
 """Accuracy and time of filter banks, encodings and pooling on small image sets.
 
-Each row: ``make_pipeline(ConvFeatureTransformer(**params), LogisticRegression(max_iter=1000))``
-(no scaler) under 5-fold stratified shuffled cross-validation (random_state=0), with the mean
-accuracy, the number of features, the time of one fit + transform of the whole set, and the
-number of ConvergenceWarnings. The sets are described in ``accuracy_datasets.py``.
+Each row is a model under 5-fold stratified shuffled cross-validation (``random_state=0``;
+``StratifiedGroupKFold`` on sets whose images come in groups drawn from one source, see
+``accuracy_datasets.py``), with the mean accuracy, the number of features, the seconds of the
+whole cross-validation (every fit, transform and prediction) and the number of
+ConvergenceWarnings over the folds. Convolutional rows are
+``make_pipeline(<transformer>, LogisticRegression(max_iter=1000))``, no scaler.
 
-    python benchmarks/bench_accuracy.py                      # every set, every config
+    python benchmarks/bench_accuracy.py --headline            # raw, scattering, old, new
+    python benchmarks/bench_accuracy.py --headline --held-out # also the held-out sets
     python benchmarks/bench_accuracy.py --sets digits --configs default gaussian
-    python benchmarks/bench_accuracy.py --headline --seeds 0 1 2
+    python benchmarks/bench_accuracy.py --sets handwriting --configs "cand: 128x5" --folds 3
+    python benchmarks/bench_accuracy.py --list                # every config's name
 
-Timings are wall-clock seconds on whatever machine runs it; compare rows, not machines.
+The headline rows, for every set:
+
+- ``raw pixels``: ``LogisticRegression(max_iter=1000)`` on the pixels divided by their max;
+- ``scattering``: kymatio's ``Scattering2D(J=2)`` of the images (each channel apart), then
+  ``StandardScaler`` and ``LogisticRegression(max_iter=3000)``; skipped, with a note, when
+  kymatio (and torch) are not installed;
+- ``old defaults``: the defaults before the handwriting issue (64 4x4 k-means filters, ReLU,
+  max pooling onto the 1+2x2+4x4 pyramid), written out below so that the row stays fixed;
+- ``new defaults``: ``ConvFeatureTransformer(random_state=0)`` of the installed package,
+  whatever its defaults are.
+
+Candidate configurations of the accuracy research (``accuracy_candidates.py``) are named
+``cand: ...``. Timings are wall-clock seconds on whatever machine runs it, with BLAS and torch
+limited to one thread (set by this script): compare rows, not machines.
 """
 
-import argparse
-import time
-import warnings
+import os
 
-import numpy as np
-from accuracy_datasets import DATASETS
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.pipeline import make_pipeline, make_union
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
-from sklearn_convfeat import ConvFeatureTransformer
+import argparse  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+from accuracy_datasets import ALL_DATASETS, DATASETS, HELD_OUT, load  # noqa: E402
+from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.model_selection import (  # noqa: E402
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    cross_val_score,
+)
+from sklearn.pipeline import make_pipeline, make_union  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
 
 RAW = "raw pixels"
+SCATTERING = "scattering"
+OLD = "old defaults"
+NEW = "new defaults"
+
+# The defaults before the handwriting issue (version 0.1.0), written out so that the
+# "old defaults" row stays fixed whatever the installed package's defaults become.
+OLD_DEFAULTS = dict(
+    n_filters=64,
+    filter_size=4,
+    filter_init="kmeans",
+    stride=1,
+    padding="same",
+    activation="relu",
+    pooling="max",
+    pool_grid=((1, 1), (2, 2), (4, 4)),
+    whiten=True,
+    patch_norm=True,
+    threshold=0.0,
+    max_patches=10_000,
+)
+
+
+class Scattering(TransformerMixin, BaseEstimator):
+    """kymatio's ``Scattering2D(J)`` of every channel of the images, flattened.
+
+    kymatio's own ``Scattering2D`` import pulls its 3-D module, which fails with recent SciPy
+    (``sph_harm`` was removed), so the 2-D torch frontend is imported directly.
+    """
+
+    def __init__(self, J=2, batch_size=256):
+        self.J = J
+        self.batch_size = batch_size
+
+    def fit(self, X, y=None):
+        from kymatio.scattering2d.frontend.torch_frontend import ScatteringTorch2D
+
+        self.shape_ = X.shape[1:3]
+        self.scattering_ = ScatteringTorch2D(J=self.J, shape=self.shape_)
+        return self
+
+    def transform(self, X):
+        import torch
+
+        images = np.asarray(X, dtype=np.float32)
+        if images.ndim == 4:  # (n, H, W, C) -> (n, C, H, W): each channel is scattered apart
+            images = images.transpose(0, 3, 1, 2)
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), self.batch_size):
+                batch = torch.from_numpy(
+                    np.ascontiguousarray(images[start : start + self.batch_size])
+                )
+                out.append(self.scattering_(batch).reshape(len(batch), -1).numpy())
+        return np.concatenate(out)
+
+
+def scattering_available():
+    try:
+        import torch
+        from kymatio.scattering2d.frontend.torch_frontend import ScatteringTorch2D  # noqa: F401
+    except ImportError as exc:
+        return str(exc)
+    torch.set_num_threads(1)
+    return None
 
 
 def multiscale(random_state):
@@ -46,7 +138,7 @@ def stacked(random_state):
     )
 
 
-# Parameters that differ from the defaults; a callable builds a composite transformer.
+# Parameters that differ from the old defaults; a callable builds a composite transformer.
 CONFIGS = {
     RAW: None,
     "default": {},
@@ -78,61 +170,93 @@ CONFIGS = {
     "stacked, 2 layers": stacked,
 }
 
-HEADLINE = [
-    RAW,
-    "default",
-    "v0.1 default (gaussian 5x5 valid, max 2x2)",
-    "gaussian",
-    "3x3 filters",
-    "5x5 filters",
-    "two_sided, avg",
-    "multi-scale 3x3 + 5x5 (FeatureUnion)",
-    "stacked, 2 layers",
-]
+try:  # the research candidates, when run from the benchmarks folder
+    from accuracy_candidates import CANDIDATES
+except ImportError:
+    CANDIDATES = {}
+
+HEADLINE = [RAW, SCATTERING, OLD, NEW]
 
 
-def evaluate(X, y, params, random_state=0):
-    """Mean CV accuracy, number of features, fit+transform seconds, convergence warnings."""
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    if params is None:
-        data = X.reshape(len(X), -1) / X.max()
-        model, n_features, seconds = LogisticRegression(max_iter=1000), data.shape[1], 0.0
+def make_model(config, random_state):
+    """The estimator of a config name (a pipeline ending in LogisticRegression)."""
+    if config == RAW:
+        return make_pipeline(LogisticRegression(max_iter=1000))
+    if config == SCATTERING:
+        return make_pipeline(Scattering(J=2), StandardScaler(), LogisticRegression(max_iter=3000))
+    if config == OLD:
+        conv = ConvFeatureTransformer(random_state=random_state, **OLD_DEFAULTS)
+    elif config == NEW:
+        conv = ConvFeatureTransformer(random_state=random_state)
+    elif config in CANDIDATES:
+        conv = CANDIDATES[config](random_state)
     else:
+        params = CONFIGS[config]
         if callable(params):
             conv = params(random_state)
         else:
-            conv = ConvFeatureTransformer(random_state=random_state, **params)
-        start = time.perf_counter()
-        n_features = conv.fit(X).transform(X).shape[1]
-        seconds = time.perf_counter() - start
-        model, data = make_pipeline(conv, LogisticRegression(max_iter=1000)), X
+            conv = ConvFeatureTransformer(random_state=random_state, **{**OLD_DEFAULTS, **params})
+    return make_pipeline(conv, LogisticRegression(max_iter=1000))
+
+
+def evaluate(X, y, groups, config, random_state=0, n_folds=5):
+    """Mean CV accuracy, number of features, seconds of the whole CV, convergence warnings."""
+    if groups is None:
+        cv = StratifiedKFold(n_folds, shuffle=True, random_state=0)
+    else:
+        cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=0)
+    model = make_model(config, random_state)
+    data = X.reshape(len(X), -1) / X.max() if config == RAW else X
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        scores = cross_val_score(model, data, y, cv=cv)
+        start = time.perf_counter()
+        scores = cross_val_score(model, data, y, groups=groups, cv=cv)
+        seconds = time.perf_counter() - start
     n_warnings = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    features = model[:-1]
+    n_features = (
+        features.fit(data[:300]).transform(data[:1]).shape[1] if len(features) else data.shape[1]
+    )
     return scores.mean(), n_features, seconds, n_warnings
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    parser.add_argument("--headline", action="store_true", help="only the README's rows")
+    parser.add_argument("--sets", nargs="+", default=None, choices=list(ALL_DATASETS))
+    parser.add_argument("--held-out", action="store_true", help="also the held-out sets")
+    parser.add_argument("--configs", nargs="+", default=None)
+    parser.add_argument("--headline", action="store_true", help="raw, scattering, old, new")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--folds", type=int, default=5, help="fewer for a quick screening")
+    parser.add_argument("--list", action="store_true", help="print the config names and exit")
     args = parser.parse_args()
-    if args.headline:
-        args.configs = HEADLINE
-    print("| set | config | accuracy | features | fit+transform (s) | convergence warnings |")
+    known = [*HEADLINE, *CONFIGS, *CANDIDATES]
+    if args.list:
+        print("\n".join(known))
+        return
+    sets = args.sets or list(DATASETS) + (list(HELD_OUT) if args.held_out else [])
+    configs = list(HEADLINE) if args.headline else []
+    configs += [c for c in args.configs or ([] if args.headline else CONFIGS) if c not in configs]
+    unknown = [c for c in configs if c not in known]
+    if unknown:
+        parser.error(f"unknown configs {unknown}; --list prints the known ones")
+    missing = scattering_available() if SCATTERING in configs else None
+    if missing:
+        print(f"(scattering skipped: kymatio and torch are needed: {missing})")
+        configs.remove(SCATTERING)
+    print(f"{args.folds}-fold CV; seconds are those of the whole cross-validation")
+    print()
+    print("| set | config | accuracy | features | CV seconds | convergence warnings |")
     print("|---|---|---|---|---|---|")
-    for set_name in args.sets:
-        X, y = DATASETS[set_name]()
-        for config in args.configs:
-            results = [evaluate(X, y, CONFIGS[config], seed) for seed in args.seeds]
+    for set_name in sets:
+        X, y, groups = load(set_name)
+        for config in configs:
+            results = [evaluate(X, y, groups, config, seed, args.folds) for seed in args.seeds]
             accuracy = np.mean([r[0] for r in results])
             n_features, seconds = results[0][1], np.mean([r[2] for r in results])
             n_warnings = sum(r[3] for r in results)
             print(
-                f"| {set_name} | {config} | {accuracy:.4f} | {n_features} | {seconds:.2f} "
+                f"| {set_name} | {config} | {accuracy:.4f} | {n_features} | {seconds:.1f} "
                 f"| {n_warnings} |",
                 flush=True,
             )
