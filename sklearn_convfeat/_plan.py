@@ -36,12 +36,24 @@ CACHE_FRACTION = 0.75
 # 0.33 s per image with tiles of 2 MiB, 0.22-0.26 s with 4-8 MiB, 0.3-0.4 s with 16-64 MiB.
 BAND_FACTOR = 8
 
+# A block of filters is the N of the tile's matrix product: below this many filters, the
+# product runs slower per FLOP (and a tile does too little work), so bands of map rows are
+# made smaller before blocks are. Blocks are multiples of BLOCK_ALIGN filters (a cache line
+# of float32 maps) unless a block is all of them.
+MIN_BLOCK = 64
+BLOCK_ALIGN = 16
+
 # The L2 cache of a core when the machine does not say.
 DEFAULT_L2_BYTES = 2**20
 
 # Bytes of the Python objects and small arrays of one call beyond its buffers (views, closures,
 # region sizes): under 64 KiB in every case measured by tracemalloc.
 CALL_BYTES = 2**17
+
+# Bytes of the views each tile of a banded plan keeps (one band, one block of filters: its
+# pooling steps are made once and reused by every image): about 2 KiB measured by tracemalloc
+# on a 1500x1000 photo's 215 bands.
+TILE_VIEW_BYTES = 2**12
 
 # Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
 # * log2(P) + FFT_COST_PER_CHANNEL * C`` per point ``P`` of the padded image. Fitted to the
@@ -160,6 +172,20 @@ class Regions:
         """The common size of the regions, or None if they differ or do not start at 0."""
         size = self.stop // len(self)
         return size if self.starts == tuple(range(0, self.stop, size)) else None
+
+    @property
+    def runs(self):
+        """The regions as runs of consecutive regions of one size: ``(first, count, size,
+        start)``, region ``first`` starting at map position ``start``. Nearly equal regions
+        (a grid's) make at most a few runs, each pooled by one reduction."""
+        runs = []
+        for index, (start, size) in enumerate(zip(self.starts, self.sizes.tolist(), strict=True)):
+            if runs and runs[-1][2] == size:
+                first, count, _, run_start = runs[-1]
+                runs[-1] = (first, count + 1, size, run_start)
+            else:
+                runs.append((index, 1, size, start))
+        return tuple(runs)
 
     def within(self, finer):
         """These regions as unions of the regions of ``finer`` (indices into them), or None."""
@@ -472,10 +498,16 @@ class Plan:
             else:
                 source_cols = len(self.levels[level.source].map_cols)
                 shape = (n, len(level.rows), source_cols, self.n_maps)
-            if not (self.phased and index == self.order[0]):
+            whole_rows = level.source is None and self.pools_whole_rows(level)
+            if not (self.phased and index == self.order[0]) and not whole_rows:
                 buffers[f"rows_{index}"] = (shape, np.float32)
             buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), np.float32)
         return buffers
+
+    def pools_whole_rows(self, level):
+        """Whether ``level``'s regions are whole map rows (one region across): a region's
+        positions are then consecutive in the maps, and pooled by one reduction."""
+        return len(level.map_cols) == 1 and level.map_cols.stop == self.map_shape[1]
 
     def bytes_per_image(self):
         """Bytes of a chunk's buffers per image (the FFT's filter spectra excepted)."""
@@ -501,13 +533,16 @@ class Plan:
 
         Each thread at work holds one chunk's buffers (the images are read from the caller's
         arrays into them, whatever their dtype: they are never copied whole); the FFT path adds
-        the filters' spectra once, and every call :data:`CALL_BYTES`. Checked against
-        tracemalloc's peak in ``tests/test_engine.py``.
+        the filters' spectra once, every call :data:`CALL_BYTES`, and a banded plan the
+        views of its tiles (:data:`TILE_VIEW_BYTES` each). Checked against tracemalloc's peak
+        in ``tests/test_engine.py``.
         """
         if batch_size is None:
             batch_size = self.batch_size(n_samples, n_threads)
         batch = max(1, min(batch_size, n_samples))
         per_thread = _nbytes(self.chunk_buffers(min(batch, self.chunk)))
+        if len(self.bands) > 1:
+            per_thread += TILE_VIEW_BYTES * len(self.bands) * len(self.blocks)
         threads = min(n_threads, math.ceil(n_samples / batch))
         return threads * per_thread + self.filter_spectra_bytes() + CALL_BYTES
 
@@ -516,33 +551,45 @@ def _nbytes(buffers):
     return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in buffers.values())
 
 
+def _split(length, count, align=1):
+    """The size of ``count`` nearly equal parts of ``length``, rounded up to a multiple of
+    ``align`` (unless that is the whole)."""
+    size = -(-length // count)
+    return min(length, -(-size // align) * align)
+
+
 def _tiled(plan, budget=None):
     """``plan`` with its tiling: whole images and all filters if one image fits ``budget``
-    (then as many images per chunk as fit); else one image at a time, in bands of map rows
-    (halved until a band fits :data:`BAND_FACTOR` times the budget: a band's tile does more
-    work, and calls cost less than they would in the L2 cache's share) and, if one row of
-    all filters still does not fit, in blocks of filters."""
+    (then as many images per chunk as fit); else one image at a time, in tiles that fit
+    :data:`BAND_FACTOR` times the budget: the whole map in blocks of filters, as long as a
+    block keeps :data:`MIN_BLOCK` filters; else bands of map rows, the largest that fit with
+    such blocks; at last, bands of one row in smaller blocks."""
     budget = tile_bytes() if budget is None else budget
-    rows = plan.map_shape[0]
-    whole = replace(plan, chunk=1, bands=((0, rows),), block=plan.n_filters)
+    rows, n_filters = plan.map_shape[0], plan.n_filters
+    whole = replace(plan, chunk=1, bands=((0, rows),), block=n_filters)
     per_image = whole.bytes_per_image()
     if per_image <= budget:
         return replace(whole, chunk=max(1, budget // per_image))
-    band_budget = BAND_FACTOR * budget
-    band, block = rows, plan.n_filters
-    while True:
-        tiled = replace(
-            whole,
-            phased=whole.phased and band == rows,
-            bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
-            block=block,
+    tile_budget = BAND_FACTOR * budget
+    smallest = min(MIN_BLOCK, n_filters)
+    tiled = None
+    for band in sorted({_split(rows, count) for count in range(1, rows + 1)}, reverse=True):
+        blocks = sorted(
+            {_split(n_filters, count, BLOCK_ALIGN) for count in range(1, n_filters + 1)},
+            reverse=True,
         )
-        if tiled.bytes_per_image() <= band_budget or (band == 1 and block == 1):
-            return tiled
-        if band > 1:
-            band = max(1, band // 2)
-        else:
-            block = max(1, block // 2)
+        for block in blocks:
+            if block < smallest and band > 1:
+                break
+            tiled = replace(
+                whole,
+                phased=whole.phased and band == rows,
+                bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
+                block=block,
+            )
+            if tiled.bytes_per_image() <= tile_budget:
+                return tiled
+    return tiled
 
 
 @lru_cache(maxsize=256)
@@ -587,6 +634,7 @@ def make_plan(
         and finest.map_rows.size is not None
         and finest.map_cols.size is not None
         and finest.map_cols.size > 1
+        and len(finest.map_cols) > 1
         and all(level.source is not None for level in levels if level is not finest)
     )
     plan = Plan(
