@@ -249,15 +249,19 @@ def _fft_convolver(plan, padded, band_rows, kernel, space):
     return prepare, multiply
 
 
-def _axis_reducer(array, axis, regions, reduce, out):
+def _axis_reducer(array, axis, regions, reduce, out, ones=None):
     """A function reducing the fixed ``array`` over ``regions`` along ``axis`` into ``out``.
 
     The views are made once. Each run of regions of one size (all of them for equal regions,
     a few for a grid's nearly equal ones) is one reduction over a view with the region as an
     axis of its own: one pass reads each value once, in runs along the axes after ``axis``.
     (``reduceat`` reduces along ``axis`` itself, in short strided loops: 40 times slower on a
-    2x2 grid of 27x27 maps.)
+    2x2 grid of 27x27 maps.) Sums along the next to last axis, given a buffer of ``ones``, are
+    products with a vector of ones: NumPy reduces rows of a few hundred values at 0.15-0.4 ns
+    a value, BLAS at 0.05.
     """
+    if ones is not None and reduce is np.add and axis == array.ndim - 2:
+        return _ones_summer(array, regions, out, ones)
     before, after = array.shape[:axis], array.shape[axis + 1 :]
     lead = (slice(None),) * axis
     steps = []
@@ -273,6 +277,22 @@ def _axis_reducer(array, axis, regions, reduce, out):
     def run():
         for windows, target in steps:
             reduce.reduce(windows, axis=axis + 1, out=target)
+
+    return run
+
+
+def _ones_summer(array, regions, out, ones):
+    """A function summing the fixed ``array`` ``(..., positions, width)`` over ``regions`` of
+    positions into ``out`` ``(..., regions, width)``, as products with ``ones``."""
+    steps = []
+    for first, count, size, start in regions.runs:
+        windows = array[..., start : start + count * size, :]
+        windows = windows.reshape(array.shape[:-2] + (count, size, array.shape[-1]))
+        steps.append((ones[:size], windows, out[..., first : first + count, :]))
+
+    def run():
+        for vector, windows, target in steps:
+            np.matmul(vector, windows, out=target)
 
     return run
 
@@ -298,6 +318,7 @@ def _map_pooler(plan, maps, block, space, levels):
     map and one block of filters onto every level pooled from the maps, into the levels'
     buffers ``levels``. All views are made here, once."""
     reduce = POOLINGS[plan.pooling].reduce
+    ones = _ones(space, maps.shape[1])
     n, _, block_maps = maps.shape
     slices = _map_slices(plan, *block)
     steps = []
@@ -312,7 +333,7 @@ def _map_pooler(plan, maps, block, space, levels):
             spans = _position_spans(level.rows, plan.map_shape[1])
             pooled = levels[index].reshape(n, len(level.rows), plan.n_maps)
             steps += [
-                _axis_reducer(maps[..., source], 1, spans, reduce, pooled[..., target])
+                _axis_reducer(maps[..., source], 1, spans, reduce, pooled[..., target], ones)
                 for source, target in slices
             ]
             continue
@@ -336,13 +357,14 @@ def _position_spans(rows, cols):
     return Regions(tuple(start * cols for start in rows.starts), rows.stop * cols)
 
 
-def _band_pooler(plan, space, levels):
+def _band_pooler(plan, space, levels, kernel, sums):
     """A function ``pool(maps, band, block)`` pooling the activated maps ``(n, positions,
     block maps)`` of one band of map rows and one block of filters onto every level pooled
     from the maps, combined into the levels' buffers ``levels`` (initialised to the
-    reduction's identity): regions that span several bands get each band's part. The views
-    of each band and block are made at its first tile and kept: the same buffers serve
-    every chunk."""
+    reduction's identity): regions that span several bands get each band's part. With sums
+    of parts, the maps are the products alone, summed into ``sums`` (initialised to zero).
+    The views of each band and block are made at its first tile and kept: the same buffers
+    serve every chunk."""
     reduce = POOLINGS[plan.pooling].reduce
     cols = plan.map_shape[1]
     parts = [
@@ -357,7 +379,10 @@ def _band_pooler(plan, space, levels):
     made = {}
 
     def steps_of(maps, band, block):
-        n, _, block_maps = maps.shape
+        n, positions, block_maps = maps.shape
+        if plan.sums_parts is not None:
+            return _sums_steps(plan, maps, block, kernel.bias, space, sums, band)
+        ones = _ones(space, positions)
         grid = maps.reshape(n, band[1] - band[0], cols, block_maps)
         steps = []
         for index, level, clips in parts:
@@ -367,7 +392,7 @@ def _band_pooler(plan, space, levels):
             part = space[f"part_{index}"]((n, len(rows), len(level.cols), block_maps))
             if plan.pools_whole_rows(level):
                 spans = _position_spans(rows, cols)
-                steps.append(_axis_reducer(maps, 1, spans, reduce, part[:, :, 0]))
+                steps.append(_axis_reducer(maps, 1, spans, reduce, part[:, :, 0], ones))
             else:
                 pooled_rows = space[f"rows_{index}"]((n, len(rows), cols, block_maps))
                 steps.append(_axis_reducer(grid, 1, rows, reduce, pooled_rows))
@@ -386,6 +411,105 @@ def _band_pooler(plan, space, levels):
             step()
 
     return pool
+
+
+def _ones(space, positions):
+    """The first ``positions`` values of the buffer of ones, if the plan has one."""
+    return space["ones"]((positions,)) if "ones" in space else None
+
+
+def _sums_steps(plan, maps, block, bias, space, sums, band=None):
+    """The steps pooling the products ``(n, positions, block)`` of one block of filters (no
+    bias or activation yet) when the plan pools means of an activation given by parts: the
+    sums over each region of ``z`` and, for each shift ``sign * t``, of ``|z + b - sign * t|``
+    (taken in place, the first of two shifts in a buffer of its own) go to their slots of the
+    ``sums`` buffers ``(slots, n, rows, cols, n_filters)`` of the levels pooled from the maps;
+    :func:`_sums_combiner` makes the means from them. Those of a band of a banded plan are
+    added to the sums of the other bands."""
+    n, positions, width = maps.shape
+    start, stop = block
+    cols = plan.map_shape[1]
+    ones = _ones(space, positions)
+    shifts = plan.sum_shifts
+    offsets = np.zeros(width, np.float32) if bias is None else bias[start:stop]
+    arrays, passes = [maps], []
+    for j, shift in enumerate(shifts):
+        work = maps if j == len(shifts) - 1 else space["shifted"](maps.shape)
+        row = (offsets - np.float32(shift)).astype(np.float32)
+        arrays.append(work)
+        passes.append((work, row if row.any() else None))
+    sum_steps = [[] for _ in arrays]
+    for index in plan.order:
+        level = plan.levels[index]
+        if level.source is not None:
+            continue
+        first, rows = (0, level.map_rows) if band is None else level.map_rows.clip(*band)
+        if rows is None:
+            continue
+        target = sums[index][:, :, first : first + len(rows), :, start:stop]
+        out = target
+        if band is not None:
+            out = [space[f"part_{index}"]((n, len(rows), len(level.cols), width))] * len(arrays)
+        for slot, array in enumerate(arrays):
+            if plan.pools_whole_rows(level):
+                spans = _position_spans(rows, cols)
+                reducers = [_axis_reducer(array, 1, spans, np.add, out[slot][:, :, 0], ones)]
+            else:
+                grid = array.reshape(n, -1, cols, width)
+                pooled_rows = space[f"rows_{index}"]((n, len(rows), cols, width))
+                reducers = [
+                    _axis_reducer(grid, 1, rows, np.add, pooled_rows),
+                    _axis_reducer(pooled_rows, 2, level.cols, np.add, out[slot]),
+                ]
+            if band is not None:
+                reducers.append(partial(np.add, target[slot], out[slot], out=target[slot]))
+            sum_steps[slot] += reducers
+    steps = list(sum_steps[0])
+    for (work, row), slot_steps in zip(passes, sum_steps[1:], strict=True):
+        if row is not None:
+            steps.append(partial(np.add, maps, row, out=work))
+            steps.append(partial(np.abs, work, out=work))
+        else:
+            steps.append(partial(np.abs, maps, out=work))
+        steps += slot_steps
+    return steps
+
+
+def _sums_combiner(plan, bias, sums, levels):
+    """A function making the sums over regions of the activated maps, into the levels'
+    buffers, from the ``sums`` of parts (:func:`_sums_steps`): ``abs_coef * sum |z + b -
+    sign * t| + z_coef * sum z + (z_coef * b - t_coef * t) * region size`` per part."""
+    parts, shifts = plan.sums_parts, plan.sum_shifts
+    n_filters, t = plan.n_filters, np.float32(plan.threshold)
+    bias = np.zeros(n_filters, np.float32) if bias is None else bias
+    steps = []
+    for index, level in enumerate(plan.levels):
+        if level.source is not None:
+            continue
+        slots, scratch = sums[index], sums[index][-1]
+        sizes = level.sizes
+        for k, part in enumerate(parts):
+            target = levels[index][..., k * n_filters : (k + 1) * n_filters]
+            z_sums = slots[0]
+            if part.abs_coef:
+                absolute = slots[1 + shifts.index(part.sign * plan.threshold)]
+                steps.append(partial(np.multiply, absolute, np.float32(part.abs_coef), out=target))
+                steps.append(partial(np.multiply, z_sums, np.float32(part.z_coef), out=scratch))
+                steps.append(partial(np.add, target, scratch, out=target))
+            else:
+                steps.append(partial(np.multiply, z_sums, np.float32(part.z_coef), out=target))
+            offset = (np.float32(part.z_coef) * bias - np.float32(part.t_coef) * t).astype(
+                np.float32
+            )
+            if offset.any():
+                steps.append(partial(np.multiply, sizes, offset, out=scratch))
+                steps.append(partial(np.add, target, scratch, out=target))
+
+    def combine():
+        for step in steps:
+            step()
+
+    return combine
 
 
 def _phased_pooler(plan, maps, reduce, space, level, slices):
@@ -451,11 +575,12 @@ class _Workspace:
 _CONVOLVERS = {"gemm": _gemm_convolver, "fft": _fft_convolver}
 
 
-def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
+def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
     """A function ``run(band)`` computing one band of ``band_rows`` map rows of ``n`` images
     (already in the padded buffer): for each block of filters, the product, the bias, the
-    activation and the pooling into ``levels``, by ``band_pool(maps, band, block)`` or, for a
-    whole map (``band_pool`` None), by poolers built here."""
+    activation and the pooling into ``levels`` (or the sums of parts into ``sums``), by
+    ``band_pool(maps, band, block)`` or, for a whole map (``band_pool`` None), by poolers
+    built here."""
     padded = space["padded"]((n, plan.image_shape[2], _padded_rows(plan), plan.padded_shape[1]))
     if plan.method == "gemm":
         padded = padded[:, :, : plan.band_input_rows(band_rows)]
@@ -472,17 +597,22 @@ def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
     for block in plan.blocks:
         maps = space["maps"]((n, positions, block[1] - block[0]))
         activated = maps
-        if plan.maps_per_filter > 1:
+        if plan.activates_maps and plan.maps_per_filter > 1:
             activated = space["activated"]((n, positions, maps.shape[2] * plan.maps_per_filter))
         bias = None if kernel.bias is None else kernel.bias[block[0] : block[1]]
-        pool = None if band_pool else _map_pooler(plan, activated, block, space, levels)
+        if band_pool:
+            pool = None
+        elif plan.sums_parts is not None:
+            pool = _runner(_sums_steps(plan, maps, block, kernel.bias, space, sums))
+        else:
+            pool = _map_pooler(plan, activated, block, space, levels)
         blocks.append((block, bias, activated, pool))
 
     def run(band):
         prepare()
         for k, (block, bias, activated, pool) in enumerate(blocks):
             maps = multiply(k)
-            if not plan.pool_first:
+            if plan.activates_maps:
                 if bias is not None:
                     np.add(maps, bias, out=maps)
                 activation.apply(maps, plan.threshold, activated)
@@ -492,6 +622,16 @@ def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
                 band_pool(activated, band, block)
             else:
                 pool()
+
+    return run
+
+
+def _runner(steps):
+    """A function running ``steps`` in order."""
+
+    def run():
+        for step in steps:
+            step()
 
     return run
 
@@ -533,14 +673,28 @@ def _make_step(plan, kernel, space, size):
         (levels[index], level.offset, level.n_regions, level.sizes)
         for index, level in enumerate(plan.levels)
     ]
+    sums = {
+        index: space[f"sums_{index}"](
+            (len(plan.sum_shifts) + 2, size, *level.shape, plan.n_filters)
+        )
+        for index, level in enumerate(plan.levels)
+        if f"sums_{index}" in space
+    }
+    combine = _sums_combiner(plan, kernel.bias, sums, levels) if sums else None
+    if "ones" in space:
+        space["ones"](space.flat["ones"].shape)[...] = 1
     whole = len(plan.bands) == 1
-    band_pool = None if whole else _band_pooler(plan, space, levels)
+    band_pool = None if whole else _band_pooler(plan, space, levels, kernel, sums)
     from_maps = [levels[i] for i, level in enumerate(plan.levels) if level.source is None]
+    if sums:
+        from_maps = list(sums.values())
     identity = -np.inf if pooling.is_max else 0.0
     tiles = {}
     for start, stop in plan.bands:
         if stop - start not in tiles:
-            tiles[stop - start] = _tile(plan, kernel, space, size, stop - start, levels, band_pool)
+            tiles[stop - start] = _tile(
+                plan, kernel, space, size, stop - start, levels, sums, band_pool
+            )
 
     def load(images, band):
         """Copy the image rows that ``band`` reads into the padded buffer, as float32 (the
@@ -564,6 +718,8 @@ def _make_step(plan, kernel, space, size):
         for band in plan.bands:
             load(images, band)
             tiles[band[1] - band[0]](band)
+        if combine is not None:
+            combine()
         for reducer in nested:
             reducer()
         for pooled, offset, n_regions, sizes in emits:

@@ -384,6 +384,30 @@ class Plan:
         return POOLINGS[self.pooling].is_max and ACTIVATIONS[self.activation].monotone
 
     @property
+    def sums_parts(self):
+        """The activation's parts (see :class:`~sklearn_convfeat._variants.Part`) when the maps
+        are pooled by their means, onto grids or windows that the plain layout serves: the
+        engine then sums ``z`` and ``|z + b - sign * t|`` over the regions and forms the means
+        of the activated maps from these sums, without writing them. None otherwise."""
+        pooling = POOLINGS[self.pooling]
+        if pooling.reduce is not np.add or pooling.prepare is not None or pooling.root:
+            return None
+        return None if self.phased else ACTIVATIONS[self.activation].parts
+
+    @property
+    def sum_shifts(self):
+        """The distinct ``sign * t`` of the parts with an absolute value: one sum of
+        ``|z + b - sign * t|`` each."""
+        parts = self.sums_parts or ()
+        return tuple(dict.fromkeys(part.sign * self.threshold for part in parts if part.abs_coef))
+
+    @property
+    def activates_maps(self):
+        """Whether the engine adds the bias and applies the activation to the maps of a tile
+        (else to the pooled values, or through sums of parts)."""
+        return not self.pool_first and self.sums_parts is None
+
+    @property
     def output_shape(self):
         """The shape of one image's features: ``(rows, cols, n_maps)`` for one grid or windows,
         ``(n_regions, n_maps)`` for a pyramid."""
@@ -477,13 +501,23 @@ class Plan:
                     norm_squares=((n, self.taps, positions), f32),
                 )
         buffers["maps"] = ((n, positions, block), f32)
-        if maps != block:
+        if self.sums_parts is not None:
+            # The first of two shifts is taken out of place; pooling reads the maps alone.
+            if len(self.sum_shifts) > 1:
+                buffers["shifted"] = ((n, positions, block), f32)
+            maps = block
+        elif maps != block:
             buffers["activated"] = ((n, positions, maps), f32)
         buffers.update(self._pooling_buffers(n, band, maps))
         return buffers
 
     def _pooling_buffers(self, n, band, block_maps):
         buffers = {}
+        from_maps = [self.levels[index] for index in self.order]
+        from_maps = [level for level in from_maps if level.source is None]
+        if POOLINGS[self.pooling].reduce is np.add and any(map(self.pools_whole_rows, from_maps)):
+            # Sums over whole rows are products with a vector of ones (BLAS reads faster).
+            buffers["ones"] = ((band * self.map_shape[1],), np.float32)
         if self.phased:
             _, _, out_rows, units = self.phased_shape
             buffers["phase_pooled"] = ((n, out_rows * units * block_maps), np.float32)
@@ -502,6 +536,11 @@ class Plan:
             if not (self.phased and index == self.order[0]) and not whole_rows:
                 buffers[f"rows_{index}"] = (shape, np.float32)
             buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), np.float32)
+            if self.sums_parts is not None and level.source is None:
+                # The sums of z, of each shift's absolute values, and room to combine them.
+                slots = len(self.sum_shifts) + 2
+                shape = (slots, n, *level.shape, self.n_filters)
+                buffers[f"sums_{index}"] = (shape, np.float32)
         return buffers
 
     def pools_whole_rows(self, level):
