@@ -381,7 +381,7 @@ def _band_pooler(plan, space, levels, kernel, sums):
     def steps_of(maps, band, block):
         n, positions, block_maps = maps.shape
         if plan.sums_parts is not None:
-            return _sums_steps(plan, maps, block, kernel.bias, space, sums, band)
+            return _sums_steps(plan, maps, plan.blocks.index(block), kernel, space, sums, band)
         ones = _ones(space, positions)
         grid = maps.reshape(n, band[1] - band[0], cols, block_maps)
         steps = []
@@ -418,20 +418,22 @@ def _ones(space, positions):
     return space["ones"]((positions,)) if "ones" in space else None
 
 
-def _sums_steps(plan, maps, block, bias, space, sums, band=None):
-    """The steps pooling the products ``(n, positions, block)`` of one block of filters (no
+def _sums_steps(plan, maps, k, kernel, space, sums, band=None):
+    """The steps pooling the products ``(n, positions, block)`` of block ``k`` of filters (no
     bias or activation yet) when the plan pools means of an activation given by parts: the
     sums over each region of ``z`` and, for each shift ``sign * t``, of ``|z + b - sign * t|``
     (taken in place, the first of two shifts in a buffer of its own) go to their slots of the
     ``sums`` buffers ``(slots, n, rows, cols, n_filters)`` of the levels pooled from the maps;
     :func:`_sums_combiner` makes the means from them. Those of a band of a banded plan are
-    added to the sums of the other bands."""
+    added to the sums of the other bands. On the GEMM path, the sums of ``z`` are those of
+    the patches times the filters: ``h * w * C`` values a position to sum instead of
+    ``block``."""
     n, positions, width = maps.shape
-    start, stop = block
+    start, stop = plan.blocks[k]
     cols = plan.map_shape[1]
     ones = _ones(space, positions)
     shifts = plan.sum_shifts
-    offsets = np.zeros(width, np.float32) if bias is None else bias[start:stop]
+    offsets = np.zeros(width, np.float32) if kernel.bias is None else kernel.bias[start:stop]
     arrays, passes = [maps], []
     for j, shift in enumerate(shifts):
         work = maps if j == len(shifts) - 1 else space["shifted"](maps.shape)
@@ -451,7 +453,10 @@ def _sums_steps(plan, maps, block, bias, space, sums, band=None):
         if band is not None:
             out = [space[f"part_{index}"]((n, len(rows), len(level.cols), width))] * len(arrays)
         for slot, array in enumerate(arrays):
-            if plan.pools_whole_rows(level):
+            if slot == 0 and plan.method == "gemm":
+                weights = kernel.weights[k]
+                reducers = _patch_summers(plan, space, index, positions, rows, weights, out[0])
+            elif plan.pools_whole_rows(level):
                 spans = _position_spans(rows, cols)
                 reducers = [_axis_reducer(array, 1, spans, np.add, out[slot][:, :, 0], ones)]
             else:
@@ -472,6 +477,30 @@ def _sums_steps(plan, maps, block, bias, space, sums, band=None):
         else:
             steps.append(partial(np.abs, maps, out=work))
         steps += slot_steps
+    return steps
+
+
+def _patch_summers(plan, space, index, positions, rows, weights, out):
+    """Steps summing the maps of the GEMM path over the regions of level ``index`` in the map
+    rows ``rows`` of a band of ``positions``, into ``out`` ``(n, rows, cols, block)``: the sums
+    of the patches over each region, times the filters ``weights``."""
+    level = plan.levels[index]
+    n, _, n_cols, width = out.shape
+    cols = plan.map_shape[1]
+    patches = space["patches"]((n, plan.taps, positions))
+    patch_sums = space[f"patch_sums_{index}"]((n, plan.taps, len(rows), n_cols))
+    if plan.pools_whole_rows(level):
+        spans = _position_spans(rows, cols)
+        steps = [_axis_reducer(patches, 2, spans, np.add, patch_sums[..., 0])]
+    else:
+        patch_rows = space[f"patch_rows_{index}"]((n, plan.taps, len(rows), cols))
+        grid = patches.reshape(n, plan.taps, -1, cols)
+        steps = [
+            _axis_reducer(grid, 2, rows, np.add, patch_rows),
+            _axis_reducer(patch_rows, 3, level.cols, np.add, patch_sums),
+        ]
+    regions = patch_sums.reshape(n, plan.taps, -1).transpose(0, 2, 1)
+    steps.append(partial(np.matmul, regions, weights, out=out.reshape(n, -1, width)))
     return steps
 
 
@@ -594,7 +623,7 @@ def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
     activation = ACTIVATIONS[plan.activation]
     prepare_pooling = POOLINGS[plan.pooling].prepare
     blocks = []
-    for block in plan.blocks:
+    for k, block in enumerate(plan.blocks):
         maps = space["maps"]((n, positions, block[1] - block[0]))
         activated = maps
         if plan.activates_maps and plan.maps_per_filter > 1:
@@ -603,7 +632,7 @@ def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
         if band_pool:
             pool = None
         elif plan.sums_parts is not None:
-            pool = _runner(_sums_steps(plan, maps, block, kernel.bias, space, sums))
+            pool = _runner(_sums_steps(plan, maps, k, kernel, space, sums))
         else:
             pool = _map_pooler(plan, activated, block, space, levels)
         blocks.append((block, bias, activated, pool))

@@ -541,6 +541,14 @@ class Plan:
                 slots = len(self.sum_shifts) + 2
                 shape = (slots, n, *level.shape, self.n_filters)
                 buffers[f"sums_{index}"] = (shape, np.float32)
+                if self.method == "gemm":
+                    # The sums of z from the sums of the patches.
+                    rows = min(len(level.rows), band)
+                    shape = (n, self.taps, rows, len(level.cols))
+                    buffers[f"patch_sums_{index}"] = (shape, np.float32)
+                    if not whole_rows:
+                        shape = (n, self.taps, rows, self.map_shape[1])
+                        buffers[f"patch_rows_{index}"] = (shape, np.float32)
         return buffers
 
     def pools_whole_rows(self, level):
