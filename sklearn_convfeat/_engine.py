@@ -115,10 +115,12 @@ def _multiplier(patches_t, kernel, space):
     the chunk would make a sample's features depend on its chunk, hence on batch_size."""
     n, _, positions = patches_t.shape
     patches = patches_t.transpose(0, 2, 1)
+    products = [
+        (weights, space["maps"]((n, positions, weights.shape[1]))) for weights in kernel.weights
+    ]
 
     def multiply(k):
-        weights = kernel.weights[k]
-        maps = space["maps"]((n, positions, weights.shape[1]))
+        weights, maps = products[k]
         np.matmul(patches, weights, out=maps)
         return maps
 
@@ -637,11 +639,13 @@ def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
             pool = _map_pooler(plan, activated, block, space, levels)
         blocks.append((block, bias, activated, pool))
 
+    activates = plan.activates_maps
+
     def run(band):
         prepare()
         for k, (block, bias, activated, pool) in enumerate(blocks):
             maps = multiply(k)
-            if plan.activates_maps:
+            if activates:
                 if bias is not None:
                     np.add(maps, bias, out=maps)
                 activation.apply(maps, plan.threshold, activated)

@@ -26,15 +26,20 @@ from ._variants import ACTIVATIONS, POOLINGS
 DEFAULT_PYRAMID = ((1, 1), (2, 2), (4, 4))
 DEFAULT_WINDOWS = (2, 2)
 
-# A tile's buffers (patches, maps, partly pooled maps) aim at this fraction of a core's L2
-# cache, so that the maps are pooled while still in cache.
-CACHE_FRACTION = 0.75
+# A chunk's buffers (patches, maps, partly pooled maps of a few small images) aim at this many
+# times a core's L2 cache. Each call of a chunk then does enough work that its Python and NumPy
+# overhead costs little, and holds the GIL (which n_jobs threads share) for a small part of
+# its time; the maps of a chunk's last images are still in L2 when pooled, the first ones in
+# the L3 cache. Measured with the native kernel on a 1 MiB L2 (config A, 64 filters 5x5 on
+# 28x28): 0.75 of L2 (3 images) 1.00, 1.5 to 3 L2 0.97-0.98, 6 L2 1.03, 12 L2 1.18 (time).
+CHUNK_L2 = 2
 
 # A band of map rows of one large image (or a block of filters) may use this many times the
 # budget of a chunk of small images: its calls then do enough work to cost little, while the
-# tiles stay in the cache shared by the cores. Measured on 1200x1600x3 images, 64 filters 4x4:
-# 0.33 s per image with tiles of 2 MiB, 0.22-0.26 s with 4-8 MiB, 0.3-0.4 s with 16-64 MiB.
-BAND_FACTOR = 8
+# tiles stay in the cache shared by the cores. Measured on 1200x1600x3 images, 64 filters 4x4,
+# 1 MiB L2: 0.66 s per image with tiles of 1 MiB, 0.33 with 1.5, 0.28 with 3, 0.24 with 6,
+# 0.25 with 12 (and on a 2 MiB L2: 0.33 s with 2 MiB, 0.22-0.26 s with 4-8 MiB).
+BAND_FACTOR = 3
 
 # A block of filters is the N of the tile's matrix product: below this many filters, the
 # product runs slower per FLOP (and a tile does too little work), so bands of map rows are
@@ -83,8 +88,8 @@ def l2_bytes(cache_dir="/sys/devices/system/cpu/cpu0/cache"):
 
 
 def tile_bytes():
-    """The bytes a tile's buffers aim at: :data:`CACHE_FRACTION` of a core's L2 cache."""
-    return int(CACHE_FRACTION * l2_bytes())
+    """The bytes a chunk's buffers aim at: :data:`CHUNK_L2` times a core's L2 cache."""
+    return int(CHUNK_L2 * l2_bytes())
 
 
 def _is_int(value):
