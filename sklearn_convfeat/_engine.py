@@ -513,6 +513,7 @@ def _sums_combiner(plan, bias, sums, levels):
     parts, shifts = plan.sums_parts, plan.sum_shifts
     n_filters, t = plan.n_filters, np.float32(plan.threshold)
     bias = np.zeros(n_filters, np.float32) if bias is None else bias
+    zeros = np.zeros(n_filters, np.float32)
     steps = []
     for index, level in enumerate(plan.levels):
         if level.source is not None:
@@ -535,6 +536,10 @@ def _sums_combiner(plan, bias, sums, levels):
             if offset.any():
                 steps.append(partial(np.multiply, sizes, offset, out=scratch))
                 steps.append(partial(np.add, target, scratch, out=target))
+            if part.abs_coef >= abs(part.z_coef):
+                # A relu is never negative; its sum, a difference of two rounded sums, may be
+                # by a rounding error when all the values of a region are below the threshold.
+                steps.append(partial(np.maximum, target, zeros, out=target))
 
     def combine():
         for step in steps:
