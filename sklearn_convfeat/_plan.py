@@ -30,16 +30,21 @@ DEFAULT_WINDOWS = (2, 2)
 # times a core's L2 cache. Each call of a chunk then does enough work that its Python and NumPy
 # overhead costs little, and holds the GIL (which n_jobs threads share) for a small part of
 # its time; the maps of a chunk's last images are still in L2 when pooled, the first ones in
-# the L3 cache. Measured with the native kernel on a 1 MiB L2 (config A, 64 filters 5x5 on
-# 28x28): 0.75 of L2 (3 images) 1.00, 1.5 to 3 L2 0.97-0.98, 6 L2 1.03, 12 L2 1.18 (time).
-CHUNK_L2 = 2
+# the L3 cache. Measured with the native kernel on a 1 MiB L2, time relative to chunks of
+# 0.75 L2: config A (28x28, 64 filters 5x5) 1.16 for 0.25 L2 (one image), 0.96 for 1.5, 0.94-0.95
+# for 2 to 6, 0.98 for 12; config B (32x32x3, 128 filters 5x5) 0.975 for 1.5 L2, 0.94-0.95 for
+# 2.3 to 3, 1.02 for 6, 1.18 for 12.
+CHUNK_L2 = 3
 
 # A band of map rows of one large image (or a block of filters) may use this many times the
 # budget of a chunk of small images: its calls then do enough work to cost little, while the
-# tiles stay in the cache shared by the cores. Measured on 1200x1600x3 images, 64 filters 4x4,
-# 1 MiB L2: 0.66 s per image with tiles of 1 MiB, 0.33 with 1.5, 0.28 with 3, 0.24 with 6,
-# 0.25 with 12 (and on a 2 MiB L2: 0.33 s with 2 MiB, 0.22-0.26 s with 4-8 MiB).
-BAND_FACTOR = 3
+# tiles stay in the cache shared by the cores. Measured with a 1 MiB L2 on 1200x1600x3 images,
+# 64 filters 4x4: 0.66 s per image with tiles of 1 MiB, 0.33 with 1.5, 0.28 with 3, 0.24 with
+# 6, 0.25 with 12 (on a 2 MiB L2: 0.33 s with 2 MiB, 0.22-0.26 s with 4-8 MiB); on config C
+# (1,600 filters 6x6x3 on 32x32x3, the whole map in blocks of filters), time relative to 5 MiB
+# tiles: 0.97-0.98 for 2-3 MiB, 1.04-1.09 for 0.7-1.3 MiB; MOSAIKS (4,096 filters 3x3x3 on
+# 64x64x3): 1.00-1.05 for 4-11 MiB, 1.05-1.1 for 2.2-2.4 MiB, 1.1-1.24 for 0.6-1.2 MiB.
+BAND_FACTOR = 2
 
 # A block of filters is the N of the tile's matrix product: below this many filters, the
 # product runs slower per FLOP (and a tile does too little work), so bands of map rows are
