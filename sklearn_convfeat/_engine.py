@@ -8,15 +8,17 @@ groups of images of several shapes, :func:`feature_maps` the maps before pooling
 
 How the work is laid out, and why:
 
-- The work is tiled so that a tile's patches and maps stay in a core's cache: *chunks* of
-  ``plan.chunk`` images; for large images, one image at a time in *bands* of map rows
-  (``plan.bands``: each band reads its rows of the image and the filter's halo); and *blocks*
-  of filters (``plan.block``). Each block's maps are activated and pooled right after the
-  product that makes them, so the unpooled maps never travel to main memory. A band's pooled
-  values are combined with the other bands' (a maximum, or a sum until the division by the
-  region's size), exactly as if the whole map had been pooled at once. Every buffer a chunk
-  uses is listed by ``plan.chunk_buffers``, allocated once per thread, and reused by every
-  chunk: a chunk allocates nothing of its own.
+- The work is tiled so that a tile's calls do enough work to cost little and its maps are
+  pooled while in cache: *chunks* of ``plan.chunk`` small images; for large images or large
+  banks, one image at a time, the whole map in *blocks* of filters (``plan.block``: the N of
+  the product) and, for large images, in *bands* of map rows (``plan.bands``: each band reads
+  its rows of the image and the filter's halo). Each block's maps are activated and pooled
+  right after the product that makes them, so the unpooled maps never travel to main memory
+  and memory does not grow with the number of filters. A band's pooled values are combined
+  with the other bands' (a maximum, or a sum until the division by the region's size),
+  exactly as if the whole map had been pooled at once. Every buffer a chunk uses is listed
+  by ``plan.chunk_buffers``, allocated once per thread, and reused by every chunk: a chunk
+  allocates nothing of its own.
 - The GEMM path gathers the patches of a tile *transposed*, one row per filter tap
   ``(channel, dy, dx)``: each row is then made of whole image rows, so the gather copies long
   contiguous runs even for grey images, where a patch is only ``h * w`` values. A float32
@@ -25,9 +27,15 @@ How the work is laid out, and why:
   values per position rather than ``n_filters``).
 - Pooling reads every map value once, so its cost is set by how many NumPy inner loops it
   takes: for equal windows of several columns, the GEMM path orders positions by column
-  phase (:func:`_phased_gemm_convolver`) so that pooling reduces whole blocks; max pooling
-  commutes with the bias and monotone activations, which then touch only pooled values; and
-  the grids of a pyramid that nest in a finer one are pooled from its pooled values.
+  phase (:func:`_phased_gemm_convolver`) so that pooling reduces whole blocks; a grid's
+  nearly equal regions are pooled as a few runs of equal ones; sums over whole rows are
+  products with a vector of ones (BLAS reads several times faster than NumPy's reductions
+  over rows of a few hundred values); max pooling commutes with the bias and monotone
+  activations, which then touch only pooled values; means of an activation made of
+  ``|z - t|`` and ``z`` (relu, two_sided, identity) are formed from sums of ``|z - t|`` and
+  of ``z`` (:func:`_sums_steps`), one pass over the maps without writing the activated ones,
+  the sums of ``z`` from the patches; and the grids of a pyramid that nest in a finer one
+  are pooled from its pooled values.
 - The FFT path multiplies spectra (``scipy.fft``) and wins when filters are large; which path
   runs is decided by the plan.
 - *Batches* (many chunks) are the unit of work of the ``n_jobs`` threads. Every image goes

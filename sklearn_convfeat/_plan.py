@@ -331,9 +331,9 @@ class Plan:
 
     Made by :func:`make_plan`; the fields below are its decisions, the properties what follows
     from them. The work is tiled three ways: ``chunk`` images at a time; for each, the bands of
-    map rows ``bands`` (one band, the whole map, unless an image's patches alone would not fit
-    the cache); for each band, blocks of ``block`` filters, whose maps are pooled while in
-    cache.
+    map rows ``bands`` (one band, the whole map, unless a map of :data:`MIN_BLOCK` filters
+    would not fit a tile); for each band, blocks of ``block`` filters, whose maps are pooled
+    right after their product (see :func:`_tiled`).
     """
 
     image_shape: tuple
