@@ -1,6 +1,8 @@
-"""Peak memory of the transform beyond its output: 60,000 grey 28x28 images, config A's filters.
+"""Peak memory of the transform beyond its output: grey 28x28 images, 64 or 1,600 filters.
 
-Two measures of the same ``ConvFeatureTransformer.transform`` call:
+Two banks on the same images: config A's (64 filters 5x5, relu, max pool 4) and a bank the size
+of config C's (1,600 filters 5x5, relu, max onto a 2x2 grid), each on 6,000 and on 60,000
+images. Two measures of each ``ConvFeatureTransformer.transform`` call:
 
 - ``tracemalloc``: the peak of the memory NumPy allocates during the call (NumPy reports its
   allocations to it), minus the output array;
@@ -8,7 +10,8 @@ Two measures of the same ``ConvFeatureTransformer.transform`` call:
   ``/proc/self/clear_refs`` on Linux), minus the resident set before the call and the output:
   this also counts what BLAS, threads and the interpreter allocate.
 
-Run from the repository root: ``python benchmarks/bench_memory.py [--n-images 60000]``.
+Run from the repository root: ``python benchmarks/bench_memory.py [--n-images 60000]``
+(``--n-filters 64`` for config A's bank alone).
 """
 
 import argparse
@@ -43,9 +46,39 @@ def reset_peak_rss():
         return False
 
 
+def measure(images, n_filters, n_jobs):
+    """Peak bytes beyond the output of one transform: (tracemalloc, resident set or None)."""
+    filters = np.random.default_rng(0).standard_normal((n_filters, 5, 5, 1), dtype=np.float32)
+    pooling = {"pool_size": 4, "pool_grid": None} if n_filters <= 64 else {"pool_grid": 2}
+    transformer = ConvFeatureTransformer(
+        n_filters=n_filters,
+        filter_init=filters,
+        padding="valid",
+        activation="relu",
+        pooling="max",
+        patch_norm=False,
+        n_jobs=n_jobs,
+        **pooling,
+    ).fit(images[:1])
+    transformer.transform(images[:100])  # load BLAS and warm the thread pool up
+
+    output_bytes = len(images) * int(np.prod(transformer.output_shape_)) * 4
+    rss_reset = reset_peak_rss()
+    rss_before = status_kb("VmRSS") * 1024
+    tracemalloc.start()
+    features = transformer.transform(images)
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_peak = status_kb("VmHWM") * 1024
+    assert features.nbytes == output_bytes
+    rss = rss_peak - rss_before - output_bytes if rss_reset else None
+    return traced_peak - output_bytes, rss, output_bytes
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-images", type=int, default=60_000)
+    parser.add_argument("--n-filters", default="64,1600", help="comma-separated bank sizes")
     parser.add_argument("--n-jobs", type=int, default=1)
     args = parser.parse_args()
 
@@ -54,38 +87,22 @@ def main():
     for start in range(0, args.n_images, 10_000):
         block = images[start : start + 10_000]
         block[...] = rng.random(block.shape, dtype=np.float32)
-    filters = rng.standard_normal((64, 5, 5, 1), dtype=np.float32)
-    transformer = ConvFeatureTransformer(
-        n_filters=64,
-        filter_init=filters,
-        padding="valid",
-        activation="relu",
-        pooling="max",
-        pool_size=4,
-        pool_grid=None,
-        patch_norm=False,
-        n_jobs=args.n_jobs,
-    ).fit(images[:1])
-    transformer.transform(images[:100])  # load BLAS and warm the thread pool up
-
-    output_bytes = args.n_images * int(np.prod(transformer.output_shape_)) * 4
-    rss_reset = reset_peak_rss()
-    rss_before = status_kb("VmRSS") * 1024
-    tracemalloc.start()
-    features = transformer.transform(images)
-    _, traced_peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    rss_peak = status_kb("VmHWM") * 1024
-
-    print(f"{args.n_images} images 28x28, 64 filters 5x5, relu, max pool 4, n_jobs={args.n_jobs}")
-    print(f"input {images.nbytes / MB:.1f} MB, output {features.nbytes / MB:.1f} MB")
-    assert features.nbytes == output_bytes
-    print(f"tracemalloc peak beyond the output: {(traced_peak - output_bytes) / MB:.1f} MB")
-    if rss_reset:
-        beyond = rss_peak - rss_before - output_bytes
-        print(f"peak RSS beyond the output:         {beyond / MB:.1f} MB")
-    else:
-        print("peak RSS: /proc/self/clear_refs not writable here, not measured")
+    images = images.reshape(-1, 28, 28)
+    print(f"images 28x28, input {images.nbytes / MB:.1f} MB, n_jobs={args.n_jobs}")
+    print(f"{'filters':>8} {'images':>7} {'output MB':>10} {'tracemalloc MB':>15} {'RSS MB':>7}")
+    for n_filters in map(int, args.n_filters.split(",")):
+        for n_images in sorted({max(1, args.n_images // 10), args.n_images}):
+            traced, rss, output = measure(images[:n_images], n_filters, args.n_jobs)
+            rss_text = "n/a" if rss is None else f"{rss / MB:.1f}"
+            print(
+                f"{n_filters:>8} {n_images:>7} {output / MB:>10.1f} {traced / MB:>15.1f} "
+                f"{rss_text:>7}"
+            )
+    print(
+        "tracemalloc, RSS: peak beyond the output, from NumPy's allocations and from the "
+        "process's resident set (n/a where /proc/self/clear_refs is not writable); the pooling "
+        "is max pool 4 for 64 filters, max onto a 2x2 grid for more."
+    )
 
 
 if __name__ == "__main__":

@@ -1,36 +1,71 @@
-"""Speed of the transform, side by side in one process, on the same inputs.
+"""Speed of the transform against PyTorch at its best and the GEMM-bound limit, in one process.
 
-For each configuration it times:
+For each configuration (``CONFIGS``) it times, on the same float32 inputs:
 
-- ours: ``ConvFeatureTransformer.transform`` (conv -> relu -> max pool, float32 output);
-- PyTorch CPU: ``conv2d -> relu -> max_pool2d`` under ``torch.no_grad()``, the best of batch
-  sizes 128, 256 and 512, with ``torch.set_num_threads`` equal to our ``n_jobs``;
-- the seed-style loop: ``scipy.signal.correlate2d`` per image, filter and channel, then relu
-  and max pooling; timed on a subset and scaled up to the whole set;
-- the GEMM-bound limit: the convolution's FLOPs divided by NumPy's float32 GEMM rate, measured
-  in this run as ``a @ a`` on a 2048x2048 matrix with as many BLAS threads as our ``n_jobs``.
+- ours: ``ConvFeatureTransformer.transform`` with the configuration's filters, activation and
+  pooling (valid padding, no patch normalisation), ``n_jobs`` = ``--threads``;
+- PyTorch CPU at its best: ``conv2d``, the activation and the pooling under ``no_grad``
+  (``max_pool2d`` for windows, ``adaptive_max_pool2d`` / ``adaptive_avg_pool2d`` for a grid),
+  with ``torch.set_num_threads(threads)``, over every batch size from 64 to 512 (smaller ones
+  where a batch's maps would take more than ``TORCH_MAPS_BYTES``), contiguous and
+  channels-last tensors, and, for max pooling after relu, relu before or after the pooling
+  (after is exact and faster). A first round on a quarter of the images picks the two fastest
+  variants; each round then times both on all images, and torch's time is the faster;
+- the seed-style loop: ``scipy.signal.correlate2d`` per image, filter and channel, timed on a
+  subset and scaled up;
+- the GEMM-bound limit: the convolution's FLOPs divided by NumPy's float32 GEMM rate on a
+  2048x2048 matrix with ``threads`` BLAS threads, measured in the same round.
 
-Then how our time grows from 1k to 10k to 50k images (config A), and n_jobs=2 against
-n_jobs=1 (config B). The machine may be shared with other work: each of ``--repeats`` rounds
-times every contender once, one after the other, so that a ratio compares times taken under
-the same load; the table gives the best times and the median (and best) ratio over rounds.
+Then how our time grows with the number of images (config A), ``n_jobs=2`` against ``n_jobs=1``
+(configs A, B and C), and, for config F, each of our paths forced.
+
+The machine may be shared: each of ``--repeats`` rounds times every contender once, one after
+the other, so that a ratio compares times taken under the same load; the table gives the best
+times and the median ratios over rounds.
+
+The BLAS kernel: OpenBLAS picks the kernel of the CPU it runs on, unless ``OPENBLAS_CORETYPE``
+forces one (and ``OPENBLAS_L2_SIZE`` the cache size it tunes for). This script measures what
+a user's machine runs: if either variable is set, it restarts itself without them, and prints
+the kernel that threadpoolctl reports. ``--keep-blas-env`` keeps them, to time a forced kernel.
 
 Run from the repository root::
 
     pip install -r benchmarks/requirements.txt
-    python benchmarks/bench_speed.py            # the full table, a few minutes
-    python benchmarks/bench_speed.py --quick    # a smoke run on small inputs
+    python benchmarks/bench_speed.py              # the full table, about 15 minutes
+    python benchmarks/bench_speed.py --quick      # a smoke run on small inputs
     python benchmarks/bench_speed.py --crossover  # GEMM against FFT over filter sizes
+    OPENBLAS_CORETYPE=Haswell OPENBLAS_L2_SIZE=512 \\
+        python benchmarks/bench_speed.py --keep-blas-env   # under a forced kernel
 """
 
-import argparse
 import os
 import sys
-import time
 
-import numpy as np
-import scipy.signal
-from threadpoolctl import threadpool_info, threadpool_limits
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+UNSET_MARK = "CONVFEAT_BENCH_UNSET_BLAS"
+
+
+def _restart_with_native_blas():
+    """Restart this script without the variables that force an OpenBLAS kernel (read when
+    OpenBLAS loads, so before NumPy is imported)."""
+    forced = [name for name in BLAS_VARIABLES if name in os.environ]
+    if not forced or "--keep-blas-env" in sys.argv:
+        return
+    env = {name: value for name, value in os.environ.items() if name not in BLAS_VARIABLES}
+    env[UNSET_MARK] = " ".join(f"{name}={os.environ[name]}" for name in forced)
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+if __name__ == "__main__":
+    _restart_with_native_blas()
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.signal  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
@@ -38,64 +73,91 @@ from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
 from sklearn_convfeat._engine import pooled_features  # noqa: E402
 from sklearn_convfeat._plan import choose_method, make_plan, parse_pooling  # noqa: E402
 
-# name: (n_images, image (H, W, C), n_filters, filter size)
+
+@dataclass(frozen=True)
+class Config:
+    description: str
+    n_images: int
+    image_shape: tuple
+    n_filters: int
+    filter_size: int
+    activation: str = "relu"
+    pooling: str = "max"
+    pool_size: int | None = 4
+    pool_grid: int | None = None
+
+
 CONFIGS = {
-    "A": (20_000, (28, 28, 1), 64, 5),
-    "B": (5_000, (32, 32, 3), 128, 5),
-    "C": (1_000, (64, 64, 1), 64, 21),
+    "A": Config("grey 28x28, 64 filters 5x5, relu, max pool 4", 20_000, (28, 28, 1), 64, 5),
+    "B": Config("colour 32x32x3, 128 filters 5x5, relu, max pool 4", 5_000, (32, 32, 3), 128, 5),
+    "C": Config(
+        "colour 32x32x3, 1,600 filters 6x6 (Coates & Ng), relu, max onto a 2x2 grid",
+        1_000,
+        (32, 32, 3),
+        1_600,
+        6,
+        pool_size=None,
+        pool_grid=2,
+    ),
+    "MOSAIKS": Config(
+        "colour 64x64x3, 4,096 filters 3x3 (MOSAIKS), two_sided, mean onto one region",
+        64,
+        (64, 64, 3),
+        4_096,
+        3,
+        activation="two_sided",
+        pooling="avg",
+        pool_size=None,
+        pool_grid=1,
+    ),
+    "F": Config(
+        "grey 64x64, 64 filters 21x21 (the FFT path), relu, max pool 4", 1_000, (64, 64, 1), 64, 21
+    ),
 }
-POOL = 4
-TORCH_BATCH_SIZES = (128, 256, 512)
+N_JOBS_CONFIGS = ("A", "B", "C")
+TORCH_BATCH_SIZES = (64, 128, 256, 512)
+# A batch's maps (float32) larger than this are not tried: MOSAIKS's take 63 MB an image.
+TORCH_MAPS_BYTES = 2 * 2**30
 
 
-def best_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def make_data(n_images, image_shape, n_filters, size, seed=0):
+def make_data(config, n_images, seed=0):
     rng = np.random.default_rng(seed)
-    images = rng.standard_normal((n_images, *image_shape), dtype=np.float32)
-    filters = rng.standard_normal((n_filters, size, size, image_shape[2]), dtype=np.float32)
+    images = rng.standard_normal((n_images, *config.image_shape), dtype=np.float32)
+    size, channels = config.filter_size, config.image_shape[2]
+    filters = rng.standard_normal((config.n_filters, size, size, channels), dtype=np.float32)
     return images, filters
 
 
-def ours(filters, n_jobs):
+def ours(config, filters, n_jobs):
     return ConvFeatureTransformer(
-        n_filters=filters.shape[0],
+        n_filters=len(filters),
         filter_init=filters,
         padding="valid",
-        activation="relu",
-        pooling="max",
-        pool_size=POOL,
-        pool_grid=None,
+        activation=config.activation,
+        pooling=config.pooling,
+        pool_size=config.pool_size,
+        pool_grid=config.pool_grid,
         patch_norm=False,
         flatten=False,
         n_jobs=n_jobs,
     )
 
 
-def engine(images, filters, threads, method):
-    """Our engine on one path, forced: conv -> relu -> max pool of POOL windows."""
-    plan = make_plan(
-        image_shape=images.shape[1:],
-        filter_size=filters.shape[1:3],
-        n_filters=len(filters),
+def plan_of(config, method="auto"):
+    return make_plan(
+        image_shape=config.image_shape,
+        filter_size=(config.filter_size,) * 2,
+        n_filters=config.n_filters,
         stride=1,
         padding="valid",
-        activation="relu",
+        activation=config.activation,
         threshold=0.0,
-        pooling="max",
-        spec=parse_pooling(POOL, None, False),
+        pooling=config.pooling,
+        spec=parse_pooling(config.pool_size, config.pool_grid, False),
         flatten=False,
         patch_norm=False,
         method=method,
     )
-    return pooled_features(images, plan, filters, n_jobs=threads)
 
 
 def timed(function):
@@ -105,57 +167,146 @@ def timed(function):
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def torch_runner(images, filters, threads):
-    """Functions running torch's conv -> relu -> max pool per batch size, and its features."""
+def time_engine(images, plan, filters, threads):
+    """Seconds of our engine on ``plan``, called directly (to force a path)."""
+    return timed(lambda: pooled_features(images, plan, filters, n_jobs=threads))[0]
+
+
+def map_bytes(config):
+    rows, cols = (length - config.filter_size + 1 for length in config.image_shape[:2])
+    return 4 * rows * cols * config.n_filters
+
+
+def torch_batch_sizes(config):
+    """Batch sizes from 64 to 512 whose maps fit TORCH_MAPS_BYTES, else the two largest that
+    fit."""
+    fits = [b for b in (8, 16, 32, *TORCH_BATCH_SIZES) if b * map_bytes(config) <= TORCH_MAPS_BYTES]
+    return [b for b in fits if b >= TORCH_BATCH_SIZES[0]] or fits[-2:] or [1]
+
+
+def torch_variants(config, images, filters, threads):
+    """Functions running torch's conv, activation and pooling on all images, by variant name,
+    and torch's features of the first images (``(n, rows, cols, maps)``, to check ours)."""
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(threads)
-    # NCHW is torch's input layout: converted once, outside the timing.
+    # NCHW is torch's layout: converted once, outside the timing.
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     w = torch.from_numpy(np.ascontiguousarray(filters.transpose(0, 3, 1, 2)))
+    formats = {
+        "contiguous": (x, w),
+        "channels_last": (
+            x.to(memory_format=torch.channels_last),
+            w.to(memory_format=torch.channels_last),
+        ),
+    }
+    size = config.pool_size
 
-    def run(batch):
-        with torch.no_grad():
-            return [
-                F.max_pool2d(F.relu(F.conv2d(x[i : i + batch], w)), POOL)
-                for i in range(0, len(x), batch)
-            ]
+    def pool(maps):
+        if config.pool_grid is None:
+            return F.max_pool2d(maps, size)
+        if config.pooling == "max":
+            return F.adaptive_max_pool2d(maps, config.pool_grid)
+        return F.adaptive_avg_pool2d(maps, config.pool_grid)
 
-    for batch in TORCH_BATCH_SIZES:
-        run(batch)  # warm-up: oneDNN picks and caches its kernels
-    features = run(TORCH_BATCH_SIZES[0])[0][:8].numpy().transpose(0, 2, 3, 1)
-    return run, features
+    def activate_then_pool(maps):
+        if config.activation == "two_sided":
+            negative = pool(F.relu(-maps))
+            return torch.cat([pool(F.relu_(maps)), negative], dim=1)
+        return pool(F.relu_(maps))
+
+    orders = {"relu, pool": activate_then_pool}
+    if config.activation == "relu" and config.pooling == "max":
+        orders["pool, relu"] = lambda maps: F.relu_(pool(maps))
+
+    def runner(x, w, batch, forward):
+        def run():
+            with torch.no_grad():
+                return [forward(F.conv2d(x[i : i + batch], w)) for i in range(0, len(x), batch)]
+
+        return run
+
+    variants = {
+        f"batch {batch}, {fmt}, {order}": runner(x_fmt, w_fmt, batch, forward)
+        for batch in torch_batch_sizes(config)
+        for fmt, (x_fmt, w_fmt) in formats.items()
+        for order, forward in orders.items()
+    }
+    with torch.no_grad():
+        first = activate_then_pool(F.conv2d(x[:4], w)).numpy().transpose(0, 2, 3, 1)
+
+    def subset(name, n):
+        """The variant ``name`` on the first ``n`` images."""
+        batch = int(name.split(",")[0].split()[1])
+        fmt, order = (part.strip() for part in name.split(",", 2)[1:])
+        x_fmt, w_fmt = formats[fmt]
+        return runner(x_fmt[:n], w_fmt, batch, orders[order])
+
+    return variants, subset, first
 
 
-def seed_loop(images, filters):
-    """The seed's approach: correlate2d per image, filter and channel, then relu and pooling."""
+def seed_features(config, images, filters):
+    """The seed's approach: correlate2d per image, filter and channel, then the activation and
+    the pooling (over our regions) in NumPy. Also the reference that ours are checked
+    against."""
+    plan = plan_of(config)
     features = []
     for image in images:
-        maps = []
-        for filt in filters:
-            total = sum(
-                scipy.signal.correlate2d(image[:, :, c], filt[:, :, c], mode="valid")
-                for c in range(image.shape[2])
-            )
-            total = np.maximum(total, 0)
-            rows, cols = (s // POOL * POOL for s in total.shape)
-            pooled = total[:rows, :cols].reshape(rows // POOL, POOL, cols // POOL, POOL)
-            maps.append(pooled.max(axis=(1, 3)))
-        features.append(np.stack(maps, axis=-1))
-    return np.stack(features)
+        maps = np.stack(
+            [
+                sum(
+                    scipy.signal.correlate2d(image[:, :, c], f[:, :, c], mode="valid")
+                    for c in range(image.shape[2])
+                )
+                for f in filters
+            ],
+            axis=-1,
+        )
+        if config.activation == "two_sided":
+            maps = np.concatenate([np.maximum(maps, 0), np.maximum(-maps, 0)], axis=-1)
+        else:
+            maps = np.maximum(maps, 0)
+        level = plan.levels[0]
+        reduce = np.max if config.pooling == "max" else np.mean
+        rows, cols = (
+            list(zip(regions.starts, (*regions.starts[1:], regions.stop), strict=True))
+            for regions in (level.map_rows, level.map_cols)
+        )
+        features.append(
+            [[reduce(maps[r0:r1, c0:c1], axis=(0, 1)) for c0, c1 in cols] for r0, r1 in rows]
+        )
+    return np.asarray(features, dtype=np.float32)
 
 
 def gemm_rate(threads, repeats):
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     with threadpool_limits(limits=threads, user_api="blas"):
         a @ a
-        return 2 * 2048**3 / best_time(lambda: a @ a, repeats)
+        return 2 * 2048**3 / min(timed(lambda: a @ a)[0] for _ in range(repeats))
 
 
-def conv_flops(n_images, image_shape, n_filters, size):
-    out_rows, out_cols = image_shape[0] - size + 1, image_shape[1] - size + 1
-    return 2 * n_images * out_rows * out_cols * n_filters * size * size * image_shape[2]
+def conv_flops(config, n_images):
+    rows, cols = (length - config.filter_size + 1 for length in config.image_shape[:2])
+    taps = config.filter_size**2 * config.image_shape[2]
+    return 2 * n_images * rows * cols * config.n_filters * taps
+
+
+def blas_report():
+    """The BLAS libraries threadpoolctl finds, and where the kernel was chosen."""
+    libraries = [
+        f"{info['internal_api']} {info['version']} kernel {info.get('architecture')}"
+        for info in threadpool_info()
+        if info["user_api"] == "blas"
+    ]
+    forced = {name: os.environ.get(name) for name in BLAS_VARIABLES if os.environ.get(name)}
+    if forced:
+        origin = "forced by " + " ".join(f"{name}={value}" for name, value in forced.items())
+    else:
+        origin = "the CPU's own (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset"
+        unset = os.environ.get(UNSET_MARK)
+        origin += f"; this run removed {unset})" if unset else ")"
+    return f"BLAS: {'; '.join(libraries)}. Kernel: {origin}."
 
 
 def crossover(threads, repeats):
@@ -169,136 +320,192 @@ def crossover(threads, repeats):
     ]:
         n_images = max(8, 200_000 // (image_shape[0] * image_shape[1]))
         for size in sizes:
-            images, filters = make_data(n_images, image_shape, 64, size)
-            times = [
-                best_time(lambda m=method, x=images, f=filters: engine(x, f, threads, m), repeats)
-                for method in ("gemm", "fft")
-            ]
-            auto = choose_method(image_shape, filters.shape[1:3], 1, "valid")
+            config = Config("", n_images, image_shape, 64, size)
+            images, filters = make_data(config, n_images)
+            times = []
+            for method in ("gemm", "fft"):
+                plan = plan_of(config, method)
+                pooled_features(images[:2], plan, filters)
+                times.append(
+                    min(time_engine(images, plan, filters, threads) for _ in range(repeats))
+                )
+            auto = choose_method(image_shape, (size, size), 1, "valid")
             print(
                 f"{str(image_shape):>10} {size:>7} {times[0]:>8.3f} {times[1]:>8.3f} "
                 f"{times[1] / times[0]:>9.2f} {auto:>5}"
             )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small inputs, one repeat")
-    parser.add_argument("--threads", type=int, default=1, help="our n_jobs = torch threads")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds of measurements")
-    parser.add_argument(
-        "--crossover", action="store_true", help="only time the GEMM and FFT paths per filter size"
-    )
-    args = parser.parse_args()
-    if args.crossover:
-        crossover(args.threads, args.repeats)
-        return
-    scale = 20 if args.quick else 1
-    repeats = 2 if args.quick else args.repeats
-    threads = args.threads
-
-    blas = [(i["internal_api"], i.get("architecture"), i["version"]) for i in threadpool_info()]
-    print(f"threads={threads} repeats={repeats} quick={args.quick} BLAS={blas}")
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        print(f"{name}={os.environ.get(name, '(unset)')}")
-    rate = gemm_rate(threads, 3)
-    print(f"NumPy float32 GEMM 2048x2048: {rate / 1e9:.1f} GFLOP/s (best of 3)\n")
-
-    # The machine may be shared: every round times ours, torch and the GEMM one after the
-    # other, so that each ratio compares times taken under the same load. We print the
-    # median and the best ratio over rounds.
-    header = (
-        f"{'cfg':<4}{'n':>7} {'path':>5} {'ours s':>7} {'torch s':>8} {'seed s':>7} "
-        f"{'limit s':>8} | {'torch/ours':>11} {'limit/ours':>11} {'seed/ours':>9}\n"
-        f"{'':<48} | {'wall':>5} {'cpu':>5} {'wall':>5} {'cpu':>5}"
-    )
-    print(header)
-    print("-" * 96)
+def compare(config, images, filters, threads, repeats, quick):
+    """One configuration: the rounds of ours, torch and the GEMM; a row of the table."""
+    n_images = len(images)
+    transformer = ours(config, filters, threads).fit(images[:1])
+    variants, subset, torch_first = torch_variants(config, images, filters, threads)
+    expected = seed_features(config, images[:4], filters)
+    got = transformer.transform(images[:4])
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * scale)
+    if config.pool_grid is None or config.pooling == "avg":
+        # torch pools the same regions (its adaptive max regions of a 2x2 grid of 27 overlap).
+        np.testing.assert_allclose(got, torch_first, rtol=1e-4, atol=1e-5 * scale)
+    # Screening: every torch variant on a quarter of the images; keep the two fastest.
+    n_screen = max(1, n_images // 4)
+    screen = {}
+    for name in variants:
+        run = subset(name, n_screen)
+        run()  # warm-up: oneDNN picks and caches its kernels
+        screen[name] = timed(run)[0]
+    finalists = sorted(screen, key=screen.get)[:2]
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
-    for name, (n_images, image_shape, n_filters, size) in CONFIGS.items():
-        n_images //= scale
-        images, filters = make_data(n_images, image_shape, n_filters, size)
-        transformer = ours(filters, threads).fit(images[:1])
-        run_torch, torch_features = torch_runner(images, filters, threads)
-        # Same features as torch, to float32 accuracy.
-        np.testing.assert_allclose(
-            transformer.transform(images[:8]), torch_features, rtol=1e-4, atol=1e-3
-        )
-        flops = conv_flops(n_images, image_shape, n_filters, size)
-        rows = []
-        for _ in range(repeats):
-            # Ours: the better of two calls. The first large allocation after torch's run can
-            # wait for the kernel to compact memory into huge pages (measured here: +0.3 to
-            # 0.6 s on config A, gone when any large array was touched in between); torch
-            # gets the best of its three batch sizes.
-            t_ours = min(timed(lambda t=transformer, x=images: t.transform(x)) for _ in range(2))
-            t_torch = min(timed(lambda b=b, r=run_torch: r(b)) for b in TORCH_BATCH_SIZES)
-            with threadpool_limits(limits=threads, user_api="blas"):
-                t_gemm = timed(lambda: a @ a)
-            rows.append((*t_ours, *t_torch, *t_gemm))
-        # columns: (wall, cpu) of ours, torch, gemm; rounds in rows.
-        times = np.array(rows).reshape(repeats, 3, 2)
-        t_ours, t_torch, t_gemm = times[:, 0], times[:, 1], times[:, 2]
-        t_limit = flops / (2 * 2048**3) * t_gemm
-        subset = max(2, n_images // 500)
-        t_seed = timed(lambda x=images[:subset], f=filters: seed_loop(x, f))[0] * n_images / subset
-        path = choose_method(image_shape, filters.shape[1:3], 1, "valid")
-        vs_torch, vs_limit = t_torch / t_ours, t_limit / t_ours
-        print(
-            f"{name:<4}{n_images:>7} {path:>5} {t_ours[:, 0].min():>7.3f} "
-            f"{t_torch[:, 0].min():>8.3f} {t_seed:>7.1f} {t_limit[:, 0].min():>8.3f} | "
-            + " ".join(f"{np.median(v[:, k]):>5.2f}" for v in (vs_torch, vs_limit) for k in (0, 1))
-            + f" {t_seed / t_ours[:, 0].min():>9.0f}"
-        )
-        if name == "C":
-            # The engine with each path forced, to show the automatic choice is the faster.
-            for method in ("gemm", "fft"):
-                t = best_time(
-                    lambda m=method, x=images, f=filters: engine(x, f, threads, m), repeats
-                )
-                print(f"    C with the {method} path forced: {t:.3f} s")
-    print(
-        "Times: best wall-clock over rounds. Ratios: median over rounds, of wall-clock and of "
-        "CPU time (steadier on a shared machine). torch/ours, seed/ours: how many times faster "
-        "ours is; limit/ours: the fraction of the GEMM-bound limit reached (above 1: faster "
-        "than a GEMM could be, the FFT path).\n"
+    rows, winners = [], []
+    for _ in range(repeats):
+        # Ours: the better of two calls. The first large allocation after torch's run can wait
+        # for the kernel to compact memory into huge pages (+0.3 to 0.6 s on config A, once).
+        t_ours = min(timed(lambda: transformer.transform(images)) for _ in range(2))
+        t_torch = {name: timed(variants[name]) for name in finalists}
+        best = min(t_torch, key=lambda name: t_torch[name][0])
+        winners.append(best)
+        with threadpool_limits(limits=threads, user_api="blas"):
+            t_gemm = timed(lambda: a @ a)
+        rows.append((*t_ours, *t_torch[best], *t_gemm))
+    times = np.array(rows).reshape(repeats, 3, 2)  # rounds, (ours, torch, gemm), (wall, cpu)
+    t_ours, t_torch, t_gemm = times[:, 0], times[:, 1], times[:, 2]
+    t_limit = conv_flops(config, n_images) / (2 * 2048**3) * t_gemm
+    subset_size = 1 if quick else max(1, n_images // 500)
+    t_seed = timed(lambda: seed_features(config, images[:subset_size], filters))[0]
+    t_seed *= n_images / subset_size
+    winner = max(set(winners), key=winners.count)
+    return dict(
+        ours=t_ours[:, 0].min(),
+        torch=t_torch[:, 0].min(),
+        seed=t_seed,
+        limit=t_limit[:, 0].min(),
+        vs_torch=np.median(t_torch / t_ours, axis=0),
+        vs_limit=np.median(t_limit / t_ours, axis=0),
+        vs_seed=t_seed / t_ours[:, 0].min(),
+        winner=winner,
+        screen=screen,
     )
 
-    n_images, image_shape, n_filters, size = CONFIGS["A"]
-    sizes = [1_000, 10_000, 50_000] if not args.quick else [500, 1_000, 5_000]
-    images, filters = make_data(max(sizes), image_shape, n_filters, size, seed=1)
-    transformer = ours(filters, threads).fit(images[:1])
-    times = np.array(
-        [
-            [timed(lambda n=n: transformer.transform(images[:n]))[0] for n in sizes]
-            for _ in range(repeats)
-        ]
-    )
-    print("Scaling (config A), per round, then the median ratios:")
-    for n, t in zip(sizes, times.T, strict=True):
-        print(f"  {n:>6} images: best {t.min():7.3f} s  {t.min() / n * 1e6:6.1f} us/image")
-    growth = np.median(times[:, 1] / times[:, 0]), np.median(times[:, 2] / times[:, 1])
-    print(
-        f"  time ratios: {growth[0]:.2f} for {sizes[1] / sizes[0]:.0f}x images, "
-        f"{growth[1]:.2f} for {sizes[2] / sizes[1]:.0f}x images\n"
-    )
 
-    n_images, image_shape, n_filters, size = CONFIGS["B"]
-    images, filters = make_data(n_images // scale, image_shape, n_filters, size)
-    one = ours(filters, 1).fit(images[:1])
-    two = ours(filters, 2).fit(images[:1])
-    assert np.array_equal(one.transform(images[:64]), two.transform(images[:64]))
+def n_jobs_speedup(config, images, filters, repeats):
+    """n_jobs=2 against n_jobs=1 on the same images: median speed-up and cores used."""
+    one = ours(config, filters, 1).fit(images[:1])
+    two = ours(config, filters, 2).fit(images[:1])
+    assert np.array_equal(one.transform(images[:16]), two.transform(images[:16]))
     rows = []
     for _ in range(repeats):
         t_one = timed(lambda: one.transform(images))[0]
         t_two, cpu_two = timed(lambda: two.transform(images))
         rows.append((t_one, t_two, cpu_two / t_two))
     t_one, t_two, busy = np.array(rows).T
-    print(
-        f"n_jobs (config B): 1 -> {t_one.min():.3f} s, 2 -> {t_two.min():.3f} s, speed-up "
-        f"{np.median(t_one / t_two):.2f} (best {(t_one / t_two).max():.2f}); with n_jobs=2 the "
-        f"process used {np.median(busy):.2f} cores on average (2 if both threads got a core)"
+    return t_one.min(), t_two.min(), np.median(t_one / t_two), np.median(busy)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small inputs, two rounds")
+    parser.add_argument("--threads", type=int, default=1, help="our n_jobs = torch threads")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of measurements")
+    parser.add_argument(
+        "--configs", default=",".join(CONFIGS), help="comma-separated names of CONFIGS"
     )
+    parser.add_argument(
+        "--crossover", action="store_true", help="only time the GEMM and FFT paths per filter size"
+    )
+    parser.add_argument(
+        "--keep-blas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (time a forced kernel)",
+    )
+    args = parser.parse_args()
+    print(blas_report())
+    if args.crossover:
+        crossover(args.threads, args.repeats)
+        return
+    scale = 20 if args.quick else 1
+    repeats = 2 if args.quick else args.repeats
+    threads = args.threads
+    names = args.configs.split(",")
+    print(f"threads={threads} repeats={repeats} quick={args.quick}")
+    print(f"NumPy float32 GEMM 2048x2048: {gemm_rate(threads, 3) / 1e9:.1f} GFLOP/s (best of 3)\n")
+
+    results = {}
+    for name in names:
+        config = CONFIGS[name]
+        n_images = max(4, config.n_images // scale)
+        images, filters = make_data(config, n_images)
+        results[name] = compare(config, images, filters, threads, repeats, args.quick)
+        result = results[name]
+        print(f"{name}: {n_images} images, {config.description}")
+        print(
+            f"  ours {result['ours']:.3f} s; torch {result['torch']:.3f} s at its best "
+            f"({result['winner']}); seed loop {result['seed']:.1f} s; GEMM limit "
+            f"{result['limit']:.3f} s"
+        )
+        screen = sorted(result["screen"].items(), key=lambda item: item[1])
+        print(
+            "  torch variants on a quarter of the images, fastest first: "
+            + "; ".join(f"{variant} {seconds:.3f} s" for variant, seconds in screen)
+        )
+        if name == "F":
+            # Each path forced, to show that the automatic choice is the faster.
+            for method in ("gemm", "fft"):
+                plan = plan_of(config, method)
+                t = min(time_engine(images, plan, filters, threads) for _ in range(repeats))
+                print(f"  F with the {method} path forced: {t:.3f} s")
+
+    print(f"\n{blas_report()}")
+    print(
+        f"{'config':<8}{'images':>7} {'path':>5} {'ours s':>8} {'torch s':>8} {'limit s':>8} "
+        f"| {'torch/ours':>11} {'limit/ours':>11} {'seed/ours':>9}\n"
+        f"{'':<48}| {'wall':>5} {'cpu':>5} {'wall':>5} {'cpu':>5}"
+    )
+    print("-" * 94)
+    for name in names:
+        config, result = CONFIGS[name], results[name]
+        path = choose_method(config.image_shape, (config.filter_size,) * 2, 1, "valid")
+        print(
+            f"{name:<8}{max(4, config.n_images // scale):>7} {path:>5} {result['ours']:>8.3f} "
+            f"{result['torch']:>8.3f} {result['limit']:>8.3f} | "
+            + " ".join(f"{v:>5.2f}" for key in ("vs_torch", "vs_limit") for v in result[key])
+            + f" {result['vs_seed']:>9.0f}"
+        )
+    print(
+        "Times: best wall-clock over rounds. Ratios: median over rounds, of wall-clock and CPU "
+        "time. torch/ours, seed/ours: how many times faster ours is (torch at its best: see "
+        "the variants above); limit/ours: the fraction of the GEMM-bound limit reached (above "
+        "1: fewer FLOPs than a direct convolution, the FFT path).\n"
+    )
+
+    if "A" in names:
+        config = CONFIGS["A"]
+        sizes = [1_000, 10_000, 50_000] if not args.quick else [500, 1_000, 5_000]
+        images, filters = make_data(config, max(sizes), seed=1)
+        transformer = ours(config, filters, threads).fit(images[:1])
+        times = np.array(
+            [
+                [timed(lambda n=n: transformer.transform(images[:n]))[0] for n in sizes]
+                for _ in range(repeats)
+            ]
+        )
+        print("Scaling (config A):")
+        for n, t in zip(sizes, times.T, strict=True):
+            print(f"  {n:>6} images: best {t.min():7.3f} s  {t.min() / n * 1e6:6.1f} us/image")
+        growth = np.median(times[:, 1] / times[:, 0]), np.median(times[:, 2] / times[:, 1])
+        print(
+            f"  time ratios: {growth[0]:.2f} for {sizes[1] / sizes[0]:.0f}x images, "
+            f"{growth[1]:.2f} for {sizes[2] / sizes[1]:.0f}x images\n"
+        )
+
+    for name in (name for name in N_JOBS_CONFIGS if name in names):
+        config = CONFIGS[name]
+        images, filters = make_data(config, max(4, config.n_images // scale))
+        t_one, t_two, speedup, busy = n_jobs_speedup(config, images, filters, repeats)
+        print(
+            f"n_jobs ({name}): 1 -> {t_one:.3f} s, 2 -> {t_two:.3f} s, speed-up {speedup:.2f} "
+            f"(median); with n_jobs=2 the process used {busy:.2f} cores on average"
+        )
 
 
 if __name__ == "__main__":

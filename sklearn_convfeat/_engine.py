@@ -8,15 +8,17 @@ groups of images of several shapes, :func:`feature_maps` the maps before pooling
 
 How the work is laid out, and why:
 
-- The work is tiled so that a tile's patches and maps stay in a core's cache: *chunks* of
-  ``plan.chunk`` images; for large images, one image at a time in *bands* of map rows
-  (``plan.bands``: each band reads its rows of the image and the filter's halo); and *blocks*
-  of filters (``plan.block``). Each block's maps are activated and pooled right after the
-  product that makes them, so the unpooled maps never travel to main memory. A band's pooled
-  values are combined with the other bands' (a maximum, or a sum until the division by the
-  region's size), exactly as if the whole map had been pooled at once. Every buffer a chunk
-  uses is listed by ``plan.chunk_buffers``, allocated once per thread, and reused by every
-  chunk: a chunk allocates nothing of its own.
+- The work is tiled so that a tile's calls do enough work to cost little and its maps are
+  pooled while in cache: *chunks* of ``plan.chunk`` small images; for large images or large
+  banks, one image at a time, the whole map in *blocks* of filters (``plan.block``: the N of
+  the product) and, for large images, in *bands* of map rows (``plan.bands``: each band reads
+  its rows of the image and the filter's halo). Each block's maps are activated and pooled
+  right after the product that makes them, so the unpooled maps never travel to main memory
+  and memory does not grow with the number of filters. A band's pooled values are combined
+  with the other bands' (a maximum, or a sum until the division by the region's size),
+  exactly as if the whole map had been pooled at once. Every buffer a chunk uses is listed
+  by ``plan.chunk_buffers``, allocated once per thread, and reused by every chunk: a chunk
+  allocates nothing of its own.
 - The GEMM path gathers the patches of a tile *transposed*, one row per filter tap
   ``(channel, dy, dx)``: each row is then made of whole image rows, so the gather copies long
   contiguous runs even for grey images, where a patch is only ``h * w`` values. A float32
@@ -25,9 +27,15 @@ How the work is laid out, and why:
   values per position rather than ``n_filters``).
 - Pooling reads every map value once, so its cost is set by how many NumPy inner loops it
   takes: for equal windows of several columns, the GEMM path orders positions by column
-  phase (:func:`_phased_gemm_convolver`) so that pooling reduces whole blocks; max pooling
-  commutes with the bias and monotone activations, which then touch only pooled values; and
-  the grids of a pyramid that nest in a finer one are pooled from its pooled values.
+  phase (:func:`_phased_gemm_convolver`) so that pooling reduces whole blocks; a grid's
+  nearly equal regions are pooled as a few runs of equal ones; sums over whole rows are
+  products with a vector of ones (BLAS reads several times faster than NumPy's reductions
+  over rows of a few hundred values); max pooling commutes with the bias and monotone
+  activations, which then touch only pooled values; means of an activation made of
+  ``|z - t|`` and ``z`` (relu, two_sided, identity) are formed from sums of ``|z - t|`` and
+  of ``z`` (:func:`_sums_steps`), one pass over the maps without writing the activated ones,
+  the sums of ``z`` from the patches; and the grids of a pyramid that nest in a finer one
+  are pooled from its pooled values.
 - The FFT path multiplies spectra (``scipy.fft``) and wins when filters are large; which path
   runs is decided by the plan.
 - *Batches* (many chunks) are the unit of work of the ``n_jobs`` threads. Every image goes
@@ -38,6 +46,7 @@ How the work is laid out, and why:
 
 import math
 import queue
+from functools import partial
 
 import numpy as np
 import scipy.fft
@@ -46,6 +55,7 @@ from numpy.lib.stride_tricks import as_strided
 from sklearn.utils import gen_batches
 
 from ._patches import patch_moments
+from ._plan import regions as make_regions
 from ._threads import single_threaded_blas, thread_count
 from ._variants import ACTIVATIONS, POOLINGS
 
@@ -113,10 +123,12 @@ def _multiplier(patches_t, kernel, space):
     the chunk would make a sample's features depend on its chunk, hence on batch_size."""
     n, _, positions = patches_t.shape
     patches = patches_t.transpose(0, 2, 1)
+    products = [
+        (weights, space["maps"]((n, positions, weights.shape[1]))) for weights in kernel.weights
+    ]
 
     def multiply(k):
-        weights = kernel.weights[k]
-        maps = space["maps"]((n, positions, weights.shape[1]))
+        weights, maps = products[k]
         np.matmul(patches, weights, out=maps)
         return maps
 
@@ -247,20 +259,52 @@ def _fft_convolver(plan, padded, band_rows, kernel, space):
     return prepare, multiply
 
 
-def _axis_reducer(array, axis, regions, reduce, out):
+def _axis_reducer(array, axis, regions, reduce, out, ones=None):
     """A function reducing the fixed ``array`` over ``regions`` along ``axis`` into ``out``.
 
-    The views are made once. Equal regions are one reduction over a view with the window as an
-    axis of its own: one pass reads each value once, several times faster than ``reduceat``.
+    The views are made once. Each run of regions of one size (all of them for equal regions,
+    a few for a grid's nearly equal ones) is one reduction over a view with the region as an
+    axis of its own: one pass reads each value once, in runs along the axes after ``axis``.
+    (``reduceat`` reduces along ``axis`` itself, in short strided loops: 40 times slower on a
+    2x2 grid of 27x27 maps.) Sums along the next to last axis, given a buffer of ``ones``, are
+    products with a vector of ones: NumPy reduces rows of a few hundred values at 0.15-0.4 ns
+    a value, BLAS at 0.05.
     """
-    head = array[(slice(None),) * axis + (slice(0, regions.stop),)]
-    size = regions.size
-    if size is None:
-        starts = np.asarray(regions.starts)
-        return lambda: reduce.reduceat(head, starts, axis=axis, out=out)
-    # Splitting one axis in two is always a view, and much cheaper to make than as_strided.
-    windows = head.reshape(array.shape[:axis] + (regions.count, size) + array.shape[axis + 1 :])
-    return lambda: reduce.reduce(windows, axis=axis + 1, out=out)
+    if ones is not None and reduce is np.add and axis == array.ndim - 2:
+        return _ones_summer(array, regions, out, ones)
+    before, after = array.shape[:axis], array.shape[axis + 1 :]
+    lead = (slice(None),) * axis
+    steps = []
+    for first, count, size, start in regions.runs:
+        # Splitting one axis in two is always a view, and much cheaper to make than as_strided.
+        windows = array[lead + (slice(start, start + count * size),)]
+        windows = windows.reshape(before + (count, size) + after)
+        steps.append((windows, out[lead + (slice(first, first + count),)]))
+    if len(steps) == 1:
+        ((windows, target),) = steps
+        return lambda: reduce.reduce(windows, axis=axis + 1, out=target)
+
+    def run():
+        for windows, target in steps:
+            reduce.reduce(windows, axis=axis + 1, out=target)
+
+    return run
+
+
+def _ones_summer(array, regions, out, ones):
+    """A function summing the fixed ``array`` ``(..., positions, width)`` over ``regions`` of
+    positions into ``out`` ``(..., regions, width)``, as products with ``ones``."""
+    steps = []
+    for first, count, size, start in regions.runs:
+        windows = array[..., start : start + count * size, :]
+        windows = windows.reshape(array.shape[:-2] + (count, size, array.shape[-1]))
+        steps.append((ones[:size], windows, out[..., first : first + count, :]))
+
+    def run():
+        for vector, windows, target in steps:
+            np.matmul(vector, windows, out=target)
+
+    return run
 
 
 def _map_slices(plan, start, stop):
@@ -284,6 +328,7 @@ def _map_pooler(plan, maps, block, space, levels):
     map and one block of filters onto every level pooled from the maps, into the levels'
     buffers ``levels``. All views are made here, once."""
     reduce = POOLINGS[plan.pooling].reduce
+    ones = _ones(space, maps.shape[1])
     n, _, block_maps = maps.shape
     slices = _map_slices(plan, *block)
     steps = []
@@ -293,6 +338,14 @@ def _map_pooler(plan, maps, block, space, levels):
             continue
         if plan.phased:
             steps.append(_phased_pooler(plan, maps, reduce, space, levels[index], slices))
+            continue
+        if plan.pools_whole_rows(level):
+            spans = _position_spans(level.rows, plan.map_shape[1])
+            pooled = levels[index].reshape(n, level.rows.count, plan.n_maps)
+            steps += [
+                _axis_reducer(maps[..., source], 1, spans, reduce, pooled[..., target], ones)
+                for source, target in slices
+            ]
             continue
         grid = maps.reshape(n, *plan.map_shape, block_maps)
         rows = space[f"rows_{index}"]((n, level.rows.count, plan.map_shape[1], block_maps))
@@ -309,36 +362,198 @@ def _map_pooler(plan, maps, block, space, levels):
     return pool
 
 
-def _band_pooler(plan, space, levels):
+def _position_spans(rows, cols):
+    """Regions of whole map rows ``rows`` as spans of positions (row-major, ``cols`` a row)."""
+    return make_regions(tuple(start * cols for start in rows.starts), rows.stop * cols)
+
+
+def _band_pooler(plan, space, levels, kernel, sums):
     """A function ``pool(maps, band, block)`` pooling the activated maps ``(n, positions,
     block maps)`` of one band of map rows and one block of filters onto every level pooled
     from the maps, combined into the levels' buffers ``levels`` (initialised to the
-    reduction's identity): regions that span several bands get each band's part."""
+    reduction's identity): regions that span several bands get each band's part. With sums
+    of parts, the maps are the products alone, summed into ``sums`` (initialised to zero).
+    The views of each band and block are made at its first tile and kept: the same buffers
+    serve every chunk."""
     reduce = POOLINGS[plan.pooling].reduce
     cols = plan.map_shape[1]
     parts = [
-        (index, plan.levels[index].map_rows, plan.levels[index].cols)
-        for index in plan.order
-        if plan.levels[index].source is None
+        (index, plan.levels[index]) for index in plan.order if plan.levels[index].source is None
     ]
+    made = {}
 
-    def pool(maps, band, block):
-        n, _, block_maps = maps.shape
+    def steps_of(maps, band, block):
+        n, positions, block_maps = maps.shape
+        if plan.sums_parts is not None:
+            return _sums_steps(plan, maps, plan.blocks.index(block), kernel, space, sums, band)
+        ones = _ones(space, positions)
         grid = maps.reshape(n, band[1] - band[0], cols, block_maps)
-        for index, map_rows, level_cols in parts:
-            first, rows = map_rows.clip(*band)
+        steps = []
+        for index, level in parts:
+            first, rows = level.map_rows.clip(*band)
             if rows is None:
                 continue
-            pooled_rows = space[f"rows_{index}"]((n, rows.count, cols, block_maps))
-            _axis_reducer(grid, 1, rows, reduce, pooled_rows)()
-            part = space[f"part_{index}"]((n, rows.count, level_cols.count, block_maps))
-            _axis_reducer(pooled_rows, 2, level_cols, reduce, part)()
+            part = space[f"part_{index}"]((n, rows.count, level.cols.count, block_maps))
+            if plan.pools_whole_rows(level):
+                spans = _position_spans(rows, cols)
+                steps.append(_axis_reducer(maps, 1, spans, reduce, part[:, :, 0], ones))
+            else:
+                pooled_rows = space[f"rows_{index}"]((n, rows.count, cols, block_maps))
+                steps.append(_axis_reducer(grid, 1, rows, reduce, pooled_rows))
+                steps.append(_axis_reducer(pooled_rows, 2, level.cols, reduce, part))
             target = levels[index][:, first : first + rows.count]
             for source, destination in _map_slices(plan, *block):
                 combined = target[..., destination]
-                reduce(combined, part[..., source], out=combined)
+                steps.append(partial(reduce, combined, part[..., source], out=combined))
+        return steps
+
+    def pool(maps, band, block):
+        steps = made.get((band, block))
+        if steps is None:
+            steps = made[band, block] = steps_of(maps, band, block)
+        for step in steps:
+            step()
 
     return pool
+
+
+def _ones(space, positions):
+    """The first ``positions`` values of the buffer of ones, if the plan has one."""
+    return space["ones"]((positions,)) if "ones" in space else None
+
+
+def _sums_steps(plan, maps, k, kernel, space, sums, band=None):
+    """The steps pooling the products ``(n, positions, block)`` of block ``k`` of filters (no
+    bias or activation yet) when the plan pools means of an activation given by parts: the
+    sums over each region of ``z`` and, for each shift ``sign * t``, of ``|z + b - sign * t|``
+    (taken in place, the first of two shifts in a buffer of its own) go to their slots of the
+    ``sums`` buffers ``(slots, n, rows, cols, n_filters)`` of the levels pooled from the maps;
+    :func:`_sums_combiner` makes the means from them. Those of a band of a banded plan are
+    added to the sums of the other bands. On the GEMM path, the sums of ``z`` are those of
+    the patches times the filters: ``h * w * C`` values a position to sum instead of
+    ``block``."""
+    n, positions, width = maps.shape
+    start, stop = plan.blocks[k]
+    cols = plan.map_shape[1]
+    ones = _ones(space, positions)
+    shifts = plan.sum_shifts
+    offsets = np.zeros(width, np.float32) if kernel.bias is None else kernel.bias[start:stop]
+    arrays, passes = [maps], []
+    for j, shift in enumerate(shifts):
+        work = maps if j == len(shifts) - 1 else space["shifted"](maps.shape)
+        row = (offsets - np.float32(shift)).astype(np.float32)
+        arrays.append(work)
+        passes.append((work, row if row.any() else None))
+    sum_steps = [[] for _ in arrays]
+    for index in plan.order:
+        level = plan.levels[index]
+        if level.source is not None:
+            continue
+        first, rows = (0, level.map_rows) if band is None else level.map_rows.clip(*band)
+        if rows is None:
+            continue
+        target = sums[index][:, :, first : first + rows.count, :, start:stop]
+        out = target
+        if band is not None:
+            out = [space[f"part_{index}"]((n, rows.count, level.cols.count, width))] * len(arrays)
+        for slot, array in enumerate(arrays):
+            if slot == 0 and plan.method == "gemm":
+                weights = kernel.weights[k]
+                reducers = _patch_summers(plan, space, index, positions, rows, out[0], k, weights)
+            elif plan.pools_whole_rows(level):
+                spans = _position_spans(rows, cols)
+                reducers = [_axis_reducer(array, 1, spans, np.add, out[slot][:, :, 0], ones)]
+            else:
+                grid = array.reshape(n, -1, cols, width)
+                pooled_rows = space[f"rows_{index}"]((n, rows.count, cols, width))
+                reducers = [
+                    _axis_reducer(grid, 1, rows, np.add, pooled_rows),
+                    _axis_reducer(pooled_rows, 2, level.cols, np.add, out[slot]),
+                ]
+            if band is not None:
+                reducers.append(partial(np.add, target[slot], out[slot], out=target[slot]))
+            sum_steps[slot] += reducers
+    steps = list(sum_steps[0])
+    for (work, row), slot_steps in zip(passes, sum_steps[1:], strict=True):
+        if row is not None:
+            steps.append(partial(np.add, maps, row, out=work))
+            steps.append(partial(np.abs, work, out=work))
+        else:
+            steps.append(partial(np.abs, maps, out=work))
+        steps += slot_steps
+    return steps
+
+
+def _patch_summers(plan, space, index, positions, rows, out, k, weights):
+    """Steps summing the maps of the GEMM path over the regions of level ``index`` in the map
+    rows ``rows`` of a band of ``positions``, into ``out`` ``(n, rows, cols, block)``: the sums
+    of the patches over each region (taken with the first block ``k`` of filters, for all of
+    them), times the filters ``weights``."""
+    level = plan.levels[index]
+    n, _, n_cols, width = out.shape
+    cols = plan.map_shape[1]
+    patches = space["patches"]((n, plan.taps, positions))
+    patch_sums = space[f"patch_sums_{index}"]((n, plan.taps, rows.count, n_cols))
+    steps = []
+    if k == 0 and plan.pools_whole_rows(level):
+        # Sums along the last axis, as products with ones: NumPy's are 5 times slower.
+        ones = _ones(space, positions)
+        for first, count, size, start in _position_spans(rows, cols).runs:
+            windows = patches[..., start : start + count * size].reshape(n, -1, count, size)
+            target = patch_sums[:, :, first : first + count, 0]
+            steps.append(partial(np.matmul, windows, ones[:size], out=target))
+    elif k == 0:
+        patch_rows = space[f"patch_rows_{index}"]((n, plan.taps, rows.count, cols))
+        grid = patches.reshape(n, plan.taps, -1, cols)
+        steps = [
+            _axis_reducer(grid, 2, rows, np.add, patch_rows),
+            _axis_reducer(patch_rows, 3, level.cols, np.add, patch_sums),
+        ]
+    regions = patch_sums.reshape(n, plan.taps, -1).transpose(0, 2, 1)
+    steps.append(partial(np.matmul, regions, weights, out=out.reshape(n, -1, width)))
+    return steps
+
+
+def _sums_combiner(plan, bias, sums, levels):
+    """A function making the sums over regions of the activated maps, into the levels'
+    buffers, from the ``sums`` of parts (:func:`_sums_steps`): ``abs_coef * sum |z + b -
+    sign * t| + z_coef * sum z + (z_coef * b - t_coef * t) * region size`` per part."""
+    parts, shifts = plan.sums_parts, plan.sum_shifts
+    n_filters, t = plan.n_filters, np.float32(plan.threshold)
+    bias = np.zeros(n_filters, np.float32) if bias is None else bias
+    zeros = np.zeros(n_filters, np.float32)
+    steps = []
+    for index, level in enumerate(plan.levels):
+        if level.source is not None:
+            continue
+        slots, scratch = sums[index], sums[index][-1]
+        sizes = np.float32(level.sizes)[:, :, None]
+        for k, part in enumerate(parts):
+            target = levels[index][..., k * n_filters : (k + 1) * n_filters]
+            z_sums = slots[0]
+            if part.abs_coef:
+                absolute = slots[1 + shifts.index(part.sign * plan.threshold)]
+                steps.append(partial(np.multiply, absolute, np.float32(part.abs_coef), out=target))
+                steps.append(partial(np.multiply, z_sums, np.float32(part.z_coef), out=scratch))
+                steps.append(partial(np.add, target, scratch, out=target))
+            else:
+                steps.append(partial(np.multiply, z_sums, np.float32(part.z_coef), out=target))
+            offset = (np.float32(part.z_coef) * bias - np.float32(part.t_coef) * t).astype(
+                np.float32
+            )
+            if offset.any():
+                steps.append(partial(np.multiply, sizes, offset, out=scratch))
+                steps.append(partial(np.add, target, scratch, out=target))
+            if part.abs_coef >= abs(part.z_coef):
+                # A relu is never negative; its sum, a difference of two rounded sums, may be
+                # by a rounding error when all the values of a region are below the threshold.
+                steps.append(partial(np.maximum, target, zeros, out=target))
+
+    def combine():
+        for step in steps:
+            step()
+
+    return combine
 
 
 def _phased_pooler(plan, maps, reduce, space, level, slices):
@@ -404,11 +619,12 @@ class _Workspace:
 _CONVOLVERS = {"gemm": _gemm_convolver, "fft": _fft_convolver}
 
 
-def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
+def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
     """A function ``run(band)`` computing one band of ``band_rows`` map rows of ``n`` images
     (already in the padded buffer): for each block of filters, the product, the bias, the
-    activation and the pooling into ``levels``, by ``band_pool(maps, band, block)`` or, for a
-    whole map (``band_pool`` None), by poolers built here."""
+    activation and the pooling into ``levels`` (or the sums of parts into ``sums``), by
+    ``band_pool(maps, band, block)`` or, for a whole map (``band_pool`` None), by poolers
+    built here."""
     padded = space["padded"]((n, plan.image_shape[2], plan.padded_rows, plan.padded_shape[1]))
     if plan.method == "gemm":
         padded = padded[:, :, : plan.band_input_rows(band_rows)]
@@ -421,31 +637,47 @@ def _tile(plan, kernel, space, n, band_rows, levels, band_pool=None):
         positions = band_rows * plan.map_shape[1]
     activation = ACTIVATIONS[plan.activation]
     prepare_pooling = POOLINGS[plan.pooling].prepare
-    pool_first, threshold = plan.pool_first, plan.threshold
     blocks = []
-    for block in plan.blocks:
+    for k, block in enumerate(plan.blocks):
         maps = space["maps"]((n, positions, block[1] - block[0]))
         activated = maps
-        if plan.maps_per_filter > 1:
+        if plan.activates_maps and plan.maps_per_filter > 1:
             activated = space["activated"]((n, positions, maps.shape[2] * plan.maps_per_filter))
         bias = None if kernel.bias is None else kernel.bias[block[0] : block[1]]
-        pool = None if band_pool else _map_pooler(plan, activated, block, space, levels)
+        if band_pool:
+            pool = None
+        elif plan.sums_parts is not None:
+            pool = _runner(_sums_steps(plan, maps, k, kernel, space, sums))
+        else:
+            pool = _map_pooler(plan, activated, block, space, levels)
         blocks.append((block, bias, activated, pool))
+
+    activates = plan.activates_maps
 
     def run(band):
         prepare()
         for k, (block, bias, activated, pool) in enumerate(blocks):
             maps = multiply(k)
-            if not pool_first:
+            if activates:
                 if bias is not None:
                     np.add(maps, bias, out=maps)
-                activation.apply(maps, threshold, activated)
+                activation.apply(maps, plan.threshold, activated)
                 if prepare_pooling is not None:
                     prepare_pooling(activated)
             if pool is None:
                 band_pool(activated, band, block)
             else:
                 pool()
+
+    return run
+
+
+def _runner(steps):
+    """A function running ``steps`` in order."""
+
+    def run():
+        for step in steps:
+            step()
 
     return run
 
@@ -482,14 +714,28 @@ def _make_step(plan, kernel, space, size):
         (levels[index], level.offset, level.n_regions, np.float32(level.sizes)[:, :, None])
         for index, level in enumerate(plan.levels)
     ]
+    sums = {
+        index: space[f"sums_{index}"](
+            (len(plan.sum_shifts) + 2, size, *level.shape, plan.n_filters)
+        )
+        for index, level in enumerate(plan.levels)
+        if f"sums_{index}" in space
+    }
+    combine = _sums_combiner(plan, kernel.bias, sums, levels) if sums else None
+    if "ones" in space:
+        space["ones"](space.flat["ones"].shape)[...] = 1
     whole = len(plan.bands) == 1
-    band_pool = None if whole else _band_pooler(plan, space, levels)
+    band_pool = None if whole else _band_pooler(plan, space, levels, kernel, sums)
     from_maps = [levels[i] for i, level in enumerate(plan.levels) if level.source is None]
+    if sums:
+        from_maps = list(sums.values())
     identity = -np.inf if pooling.is_max else 0.0
     tiles = {}
     for start, stop in plan.bands:
         if stop - start not in tiles:
-            tiles[stop - start] = _tile(plan, kernel, space, size, stop - start, levels, band_pool)
+            tiles[stop - start] = _tile(
+                plan, kernel, space, size, stop - start, levels, sums, band_pool
+            )
 
     def load(images, band):
         """Copy the image rows that ``band`` reads into the padded buffer, as float32 (the
@@ -513,6 +759,8 @@ def _make_step(plan, kernel, space, size):
         for band in plan.bands:
             load(images, band)
             tiles[band[1] - band[0]](band)
+        if combine is not None:
+            combine()
         for reducer in nested:
             reducer()
         for pooled, offset, n_regions, sizes in emits:

@@ -26,15 +26,32 @@ from ._variants import ACTIVATIONS, POOLINGS
 DEFAULT_PYRAMID = ((1, 1), (2, 2), (4, 4))
 DEFAULT_WINDOWS = (2, 2)
 
-# A tile's buffers (patches, maps, partly pooled maps) aim at this fraction of a core's L2
-# cache, so that the maps are pooled while still in cache.
-CACHE_FRACTION = 0.75
+# A chunk's buffers (patches, maps, partly pooled maps of a few small images) aim at this many
+# times a core's L2 cache. Each call of a chunk then does enough work that its Python and NumPy
+# overhead costs little, and holds the GIL (which n_jobs threads share) for a small part of
+# its time; the maps of a chunk's last images are still in L2 when pooled, the first ones in
+# the L3 cache. Measured with the native kernel on a 1 MiB L2, time relative to chunks of
+# 0.75 L2: config A (28x28, 64 filters 5x5) 1.16 for 0.25 L2 (one image), 0.96 for 1.5, 0.94-0.95
+# for 2 to 6, 0.98 for 12; config B (32x32x3, 128 filters 5x5) 0.975 for 1.5 L2, 0.94-0.95 for
+# 2.3 to 3, 1.02 for 6, 1.18 for 12.
+CHUNK_L2 = 3
 
 # A band of map rows of one large image (or a block of filters) may use this many times the
 # budget of a chunk of small images: its calls then do enough work to cost little, while the
-# tiles stay in the cache shared by the cores. Measured on 1200x1600x3 images, 64 filters 4x4:
-# 0.33 s per image with tiles of 2 MiB, 0.22-0.26 s with 4-8 MiB, 0.3-0.4 s with 16-64 MiB.
-BAND_FACTOR = 8
+# tiles stay in the cache shared by the cores. Measured with a 1 MiB L2 on 1200x1600x3 images,
+# 64 filters 4x4: 0.66 s per image with tiles of 1 MiB, 0.33 with 1.5, 0.28 with 3, 0.24 with
+# 6, 0.25 with 12 (on a 2 MiB L2: 0.33 s with 2 MiB, 0.22-0.26 s with 4-8 MiB); on config C
+# (1,600 filters 6x6x3 on 32x32x3, the whole map in blocks of filters), time relative to 5 MiB
+# tiles: 0.97-0.98 for 2-3 MiB, 1.04-1.09 for 0.7-1.3 MiB; MOSAIKS (4,096 filters 3x3x3 on
+# 64x64x3): 1.00-1.05 for 4-11 MiB, 1.05-1.1 for 2.2-2.4 MiB, 1.1-1.24 for 0.6-1.2 MiB.
+BAND_FACTOR = 2
+
+# A block of filters is the N of the tile's matrix product: below this many filters, the
+# product runs slower per FLOP (and a tile does too little work), so bands of map rows are
+# made smaller before blocks are. Blocks are multiples of BLOCK_ALIGN filters (a cache line
+# of float32 maps) unless a block is all of them.
+MIN_BLOCK = 64
+BLOCK_ALIGN = 16
 
 # The L2 cache of a core when the machine does not say.
 DEFAULT_L2_BYTES = 2**20
@@ -43,6 +60,11 @@ DEFAULT_L2_BYTES = 2**20
 # region sizes, and the interpreter's free lists they fill): measured by tracemalloc, under
 # 64 KiB for small images, 0.6 MiB for a 4000x3000 image computed in 4000 bands.
 CALL_BYTES = 2**20
+
+# Bytes of the views each tile of a banded plan keeps (one band, one block of filters: its
+# pooling steps are made once and reused by every image): about 2 KiB measured by tracemalloc
+# on a 1500x1000 photo's 215 bands.
+TILE_VIEW_BYTES = 2**12
 
 # Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
 # * log2(P) + FFT_COST_PER_CHANNEL * C`` per point ``P`` of the padded image. Fitted to the
@@ -72,8 +94,8 @@ def l2_bytes(cache_dir="/sys/devices/system/cpu/cpu0/cache"):
 
 
 def tile_bytes():
-    """The bytes a tile's buffers aim at: :data:`CACHE_FRACTION` of a core's L2 cache."""
-    return int(CACHE_FRACTION * l2_bytes())
+    """The bytes a chunk's buffers aim at: :data:`CHUNK_L2` times a core's L2 cache."""
+    return int(CHUNK_L2 * l2_bytes())
 
 
 def _is_int(value):
@@ -145,14 +167,17 @@ def parse_pooling(pool_size, pool_grid, flatten):
 class Regions:
     """Contiguous pooling regions along one axis: region ``i`` is ``[starts[i], starts[i + 1])``,
     the last one ending at ``stop``. Made by :func:`regions`, which fills in ``count``,
-    ``sizes`` and ``size``: the common size of the regions, or None if they differ or do not
-    start at 0."""
+    ``sizes``, ``size`` (the common size of the regions, or None if they differ or do not
+    start at 0) and ``runs``: the regions as runs of consecutive regions of one size,
+    ``(first, count, size, start)``, region ``first`` starting at map position ``start``.
+    Nearly equal regions (a grid's) make at most a few runs, each pooled by one reduction."""
 
     starts: tuple
     stop: int
     count: int
     sizes: tuple
     size: int | None
+    runs: tuple
 
     def within(self, finer):
         """These regions as unions of the regions of ``finer`` (indices into them), or None."""
@@ -176,7 +201,14 @@ def regions(starts, stop):
     starts = tuple(int(start) for start in starts)
     sizes = tuple(int(b - a) for a, b in zip(starts, (*starts[1:], stop), strict=True))
     common = sizes[0] if len(set(sizes)) == 1 and starts[0] == 0 else None
-    return Regions(starts, int(stop), len(starts), sizes, common)
+    runs = []
+    for index, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+        if runs and runs[-1][2] == size:
+            first, count, _, run_start = runs[-1]
+            runs[-1] = (first, count + 1, size, run_start)
+        else:
+            runs.append((index, 1, size, start))
+    return Regions(starts, int(stop), len(starts), sizes, common, tuple(runs))
 
 
 def window_regions(length, size):
@@ -299,8 +331,9 @@ class Plan:
     every field is worked out once, by :func:`make_plan`.
 
     The work is tiled three ways: ``chunk`` images at a time; for each, the bands of map rows
-    ``bands`` (one band, the whole map, unless an image is too large for the cache); for each
-    band, the blocks of filters ``blocks``, whose maps are pooled while in cache.
+    ``bands`` (one band, the whole map, unless a map of :data:`MIN_BLOCK` filters would not
+    fit a tile); for each band, the blocks of filters ``blocks``, whose maps are pooled right
+    after their product (see :func:`_tiled`).
 
     Attributes
     ----------
@@ -320,6 +353,14 @@ class Plan:
         Whether the features are ``(n_regions, n_maps)``; whether transform flattens them;
         whether patches are normalised; whether max pooling runs before the bias and the
         (non-decreasing) activation, which commute with it, to the bit.
+    sums_parts, sum_shifts, activates_maps : tuple or None, tuple, bool
+        The activation's parts (:class:`~sklearn_convfeat._variants.Part`) when the maps are
+        pooled by their means onto grids or windows that the plain layout serves (the engine
+        then sums ``z`` and ``|z + b - sign * t|`` over the regions and forms the means of the
+        activated maps from these sums, without writing them), else None; the distinct
+        ``sign * t`` of the parts with an absolute value (one sum each); whether the engine
+        adds the bias and applies the activation to the maps of a tile (else to the pooled
+        values, or through sums of parts).
     phased, phased_shape : bool, tuple or None
         Whether the GEMM path lays positions out by column phase for equal windows, and then
         ``(win_rows, win_cols, out_rows, units)``.
@@ -358,6 +399,9 @@ class Plan:
     padded_rows: int
     taps: int
     pool_first: bool
+    sums_parts: tuple | None
+    sum_shifts: tuple
+    activates_maps: bool
     phased_shape: tuple | None
     output_shape: tuple
     n_features: int
@@ -440,8 +484,17 @@ class Plan:
                     norm_squares=((n, self.taps, positions), f32),
                 )
         buffers["maps"] = ((n, positions, block), f32)
-        if maps != block:
+        if self.sums_parts is not None:
+            # The first of two shifts is taken out of place; pooling reads the maps alone.
+            if len(self.sum_shifts) > 1:
+                buffers["shifted"] = ((n, positions, block), f32)
+            maps = block
+        elif maps != block:
             buffers["activated"] = ((n, positions, maps), f32)
+        from_maps = [level for level in self.levels if level.source is None]
+        if POOLINGS[self.pooling].reduce is np.add and any(map(self.pools_whole_rows, from_maps)):
+            # Sums over whole rows are products with a vector of ones (BLAS reads faster).
+            buffers["ones"] = ((positions,), f32)
         if self.phased:
             _, _, out_rows, units = self.phased_shape
             buffers["phase_pooled"] = ((n, out_rows * units * maps), f32)
@@ -456,10 +509,27 @@ class Plan:
             else:
                 source_cols = self.levels[level.source].map_cols.count
                 shape = (n, level.rows.count, source_cols, self.n_maps)
-            if not (self.phased and index == self.order[0]):
+            whole_rows = level.source is None and self.pools_whole_rows(level)
+            if not (self.phased and index == self.order[0]) and not whole_rows:
                 buffers[f"rows_{index}"] = (shape, f32)
             buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), f32)
+            if self.sums_parts is not None and level.source is None:
+                # The sums of z, of each shift's absolute values, and room to combine them.
+                slots = len(self.sum_shifts) + 2
+                buffers[f"sums_{index}"] = ((slots, n, *level.shape, self.n_filters), f32)
+                if self.method == "gemm":
+                    # The sums of z from the sums of the patches.
+                    rows = min(level.rows.count, band)
+                    shape = (n, self.taps, rows, level.cols.count)
+                    buffers[f"patch_sums_{index}"] = (shape, f32)
+                    if not whole_rows:
+                        buffers[f"patch_rows_{index}"] = ((n, self.taps, rows, cols), f32)
         return buffers
+
+    def pools_whole_rows(self, level):
+        """Whether ``level``'s regions are whole map rows (one region across): a region's
+        positions are then consecutive in the maps, and pooled by one reduction."""
+        return level.map_cols.count == 1 and level.map_cols.stop == self.map_shape[1]
 
     def filter_spectra_bytes(self):
         """Bytes of the filters' spectra, made once per transform by the FFT path."""
@@ -485,14 +555,17 @@ class Plan:
 
         Each thread at work holds one chunk's buffers (the images are read from the caller's
         arrays into them, whatever their dtype: they are never copied whole); the FFT path adds
-        the filters' spectra once, and every call :data:`CALL_BYTES`. Checked against
-        tracemalloc's peak in ``tests/test_engine.py``.
+        the filters' spectra once, every call :data:`CALL_BYTES`, and a banded plan the
+        views of its tiles (:data:`TILE_VIEW_BYTES` each). Checked against tracemalloc's peak
+        in ``tests/test_engine.py``.
         """
         if batch_size is None:
             batch_size = self.batch_size(n_samples, n_threads)
         batch = max(1, min(batch_size, n_samples))
         # Every buffer holds its chunk's images side by side: bytes grow with the chunk.
         per_thread = min(batch, self.chunk) * self.bytes_per_image
+        if len(self.bands) > 1:
+            per_thread += TILE_VIEW_BYTES * len(self.bands) * len(self.blocks)
         threads = min(n_threads, math.ceil(n_samples / batch))
         return threads * per_thread + self.filter_spectra_bytes() + CALL_BYTES
 
@@ -520,6 +593,15 @@ def _plan(**decisions):
     else:
         output_shape = (*levels[0].shape, n_maps)
     longest = max(stop - start for start, stop in decisions["bands"])
+    pool_first = POOLINGS[decisions["pooling"]].is_max and activation.monotone
+    pooling = POOLINGS[decisions["pooling"]]
+    sums_parts = None
+    if pooling.reduce is np.add and pooling.prepare is None and not pooling.root:
+        sums_parts = None if decisions["phased"] else activation.parts
+    threshold = decisions["threshold"]
+    sum_shifts = tuple(
+        dict.fromkeys(part.sign * threshold for part in sums_parts or () if part.abs_coef)
+    )
     plan = Plan(
         **decisions,
         n_maps=n_maps,
@@ -527,7 +609,10 @@ def _plan(**decisions):
         padded_shape=(height + top + bottom, width + left + right),
         padded_rows=decisions["stride"] * (longest - 1) + decisions["filter_size"][0],
         taps=math.prod(decisions["filter_size"]) * channels,
-        pool_first=POOLINGS[decisions["pooling"]].is_max and activation.monotone,
+        pool_first=pool_first,
+        sums_parts=sums_parts,
+        sum_shifts=sum_shifts,
+        activates_maps=not pool_first and sums_parts is None,
         phased_shape=phased_shape,
         output_shape=output_shape,
         n_features=math.prod(output_shape),
@@ -560,13 +645,20 @@ _DECISIONS = (
 )
 
 
+def _split(length, count, align=1):
+    """The size of ``count`` nearly equal parts of ``length``, rounded up to a multiple of
+    ``align`` (unless that is the whole)."""
+    size = -(-length // count)
+    return min(length, -(-size // align) * align)
+
+
 def _tiled(plan=None, budget=None, **decisions):
     """The plan of these decisions (``plan``'s, with ``decisions`` changed) with its tiling:
     whole images and all filters if one image fits ``budget`` (then as many images per chunk
-    as fit); else one image at a time, in bands of map rows (halved until a band fits
-    :data:`BAND_FACTOR` times the budget: a band's tile does more work, and calls cost less
-    than they would in the L2 cache's share) and, if one row of all filters still does not
-    fit, in blocks of filters."""
+    as fit); else one image at a time, in tiles that fit :data:`BAND_FACTOR` times the
+    budget: the whole map in blocks of filters, as long as a block keeps :data:`MIN_BLOCK`
+    filters; else bands of map rows, the largest that fit with such blocks; at last, bands of
+    one row in smaller blocks."""
     if plan is not None:
         decisions = {**{name: getattr(plan, name) for name in _DECISIONS}, **decisions}
     budget = tile_bytes() if budget is None else budget
@@ -585,15 +677,20 @@ def _tiled(plan=None, budget=None, **decisions):
     whole = tiling(rows, n_filters)
     if whole.bytes_per_image <= budget:
         return replace(whole, chunk=max(1, budget // whole.bytes_per_image))
-    band, block = rows, n_filters
-    while True:
-        tiled = tiling(band, block)
-        if tiled.bytes_per_image <= BAND_FACTOR * budget or (band == 1 and block == 1):
-            return tiled
-        if band > 1:
-            band = max(1, band // 2)
-        else:
-            block = max(1, block // 2)
+    smallest = min(MIN_BLOCK, n_filters)
+    blocks = sorted(
+        {_split(n_filters, count, BLOCK_ALIGN) for count in range(1, n_filters + 1)},
+        reverse=True,
+    )
+    tiled = None
+    for band in sorted({_split(rows, count) for count in range(1, rows + 1)}, reverse=True):
+        for block in blocks:
+            if block < smallest and band > 1:
+                break
+            tiled = tiling(band, block)
+            if tiled.bytes_per_image <= BAND_FACTOR * budget:
+                return tiled
+    return tiled
 
 
 @lru_cache(maxsize=256)
@@ -638,6 +735,7 @@ def make_plan(
         and finest.map_rows.size is not None
         and finest.map_cols.size is not None
         and finest.map_cols.size > 1
+        and finest.map_cols.count > 1
         and all(level.source is not None for level in levels if level is not finest)
     )
     return _tiled(

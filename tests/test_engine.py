@@ -68,13 +68,16 @@ CASES = [
 ]
 
 # Every activation and every pooling mode, with max pooling after each non-monotone activation
-# (whose bias and activation cannot move after the pooling).
+# (whose bias and activation cannot move after the pooling), and means of each activation
+# given by parts (pooled from sums of |z - t| and of z).
 ACTIVATION_POOLINGS = [
     ("relu", "max"),
     ("abs", "max"),
     ("two_sided", "max"),
     ("tanh", "avg"),
     ("identity", "avg"),
+    ("relu", "avg"),
+    ("two_sided", "avg"),
     ("relu", "rms"),
     ("two_sided", "ppv"),
     ("abs", "rms"),

@@ -1,0 +1,132 @@
+"""Where the engine's time goes, per stage, on the configurations of ``bench_speed.py``.
+
+A diagnostic, not a comparison: it wraps the functions that the engine's tiles call (gathering
+the patches, the matrix product or the FFT, the activation, pooling) with timers, runs the
+transform of each configuration, and prints each stage's time per image; "other" is the rest
+(loading the images into the tiles' buffers, the bias and activation of pooled values, copying
+the features out, and Python). The wrappers add about a microsecond per call. The GEMM-bound
+limit per image and the product's own rate (its FLOPs over its time) say how far from the
+machine's GEMM rate the products themselves run.
+
+Like ``bench_speed.py``, it restarts itself without ``OPENBLAS_CORETYPE`` and
+``OPENBLAS_L2_SIZE`` unless ``--keep-blas-env``. Run from the repository root::
+
+    python benchmarks/bench_stages.py                 # every configuration
+    python benchmarks/bench_stages.py --configs A,C --tile-budget 2.0   # tiles of 2 MiB
+"""
+
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import replace
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from bench_speed import _restart_with_native_blas  # noqa: E402
+
+if __name__ == "__main__":
+    _restart_with_native_blas()
+
+import argparse  # noqa: E402
+
+import numpy as np  # noqa: E402
+from bench_speed import CONFIGS, blas_report, conv_flops, gemm_rate, make_data  # noqa: E402
+
+import sklearn_convfeat._engine as engine  # noqa: E402
+import sklearn_convfeat._variants as variants  # noqa: E402
+from sklearn_convfeat._plan import make_plan, parse_pooling  # noqa: E402
+
+IMAGES = {"A": 4_000, "B": 1_000, "C": 100, "MOSAIKS": 16, "F": 200}
+
+TIMES = defaultdict(float)
+
+
+def timer(stage, function):
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        TIMES[stage] += time.perf_counter() - start
+        return result
+
+    return timed
+
+
+def instrument():
+    """Wrap the engine's stage functions with timers (for this process only)."""
+
+    def convolver(original):
+        def make(*args, **kwargs):
+            prepare, multiply = original(*args, **kwargs)
+            return timer("gather", prepare), timer("product", multiply)
+
+        return make
+
+    for name in ("_gemm_convolver", "_phased_gemm_convolver", "_fft_convolver"):
+        setattr(engine, name, convolver(getattr(engine, name)))
+    engine._CONVOLVERS = {"gemm": engine._gemm_convolver, "fft": engine._fft_convolver}
+    for name in ("_map_pooler", "_runner"):
+        original = getattr(engine, name)
+        setattr(engine, name, lambda *a, original=original, **k: timer("pool", original(*a, **k)))
+    band_pooler = engine._band_pooler
+    engine._band_pooler = lambda *a, **k: timer("pool", band_pooler(*a, **k))
+    for name, activation in list(variants.ACTIVATIONS.items()):
+        variants.ACTIVATIONS[name] = replace(
+            activation, apply=timer("activation", activation.apply)
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tile-budget", type=float, default=None, help="MiB (default: plan's)")
+    parser.add_argument("--keep-blas-env", action="store_true")
+    args = parser.parse_args()
+    print(blas_report())
+    instrument()
+    rate = gemm_rate(1, 3)
+    print(f"NumPy float32 GEMM 2048x2048: {rate / 1e9:.1f} GFLOP/s (best of 3)")
+    print("us per image, best of rounds; the product's GFLOP/s; 'limit': GEMM-bound limit")
+    for name in args.configs.split(","):
+        config = CONFIGS[name]
+        images, filters = make_data(config, IMAGES[name])
+        plan = make_plan(
+            image_shape=config.image_shape,
+            filter_size=(config.filter_size,) * 2,
+            n_filters=config.n_filters,
+            stride=1,
+            padding="valid",
+            activation=config.activation,
+            threshold=0.0,
+            pooling=config.pooling,
+            spec=parse_pooling(config.pool_size, config.pool_grid, False),
+            flatten=False,
+            patch_norm=False,
+            tile_budget=None if args.tile_budget is None else int(args.tile_budget * 2**20),
+        )
+        engine.pooled_features(images[:2], plan, filters)
+        best = None
+        for _ in range(args.repeats):
+            TIMES.clear()
+            start = time.perf_counter()
+            engine.pooled_features(images, plan, filters)
+            total = time.perf_counter() - start
+            if best is None or total < best[0]:
+                best = (total, dict(TIMES))
+        total, stages = best
+        stages["other"] = total - sum(stages.values())
+        per_image = 1e6 / len(images)
+        limit = conv_flops(config, 1) / rate * 1e6
+        product_rate = conv_flops(config, len(images)) / stages.get("product", np.nan) / 1e9
+        print(
+            f"{name:<8} {plan.method} chunk {plan.chunk} bands {len(plan.bands)} block "
+            f"{plan.block}: total {total * per_image:.1f} (limit {limit:.1f}, "
+            f"{limit / (total * per_image):.2f} of it): "
+            + ", ".join(f"{stage} {seconds * per_image:.1f}" for stage, seconds in stages.items())
+            + f"; product at {product_rate:.0f} GFLOP/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
