@@ -73,6 +73,8 @@ OLD_DEFAULTS = dict(
     patch_norm=True,
     threshold=0.0,
     max_patches=10_000,
+    dilation=1,
+    center=False,
 )
 
 

@@ -9,12 +9,12 @@ command line's own default, 0, so that runs are reproducible (:data:`COMMAND_LIN
 Nothing here names a parameter's values. What an option accepts comes from the parameter's
 ``_parameter_constraints``: an ``Interval`` of integers or reals reads a number, a
 ``StrOptions`` one of its strings, ``"boolean"`` gives ``--name/--no-name``, ``None`` the word
-``none``, ``tuple`` a pair ``HxW`` (``5x3``), ``list`` a comma-separated list of grids
-(``1,2,4`` or ``1x1,2x3``) when the docstring's type says "list of", and ``"array-like"`` the
-path of a ``.npy`` file. The help is the first paragraph of the parameter's description in the
-class docstring, the default is ``get_params()``'s. Bounds and combinations are the
-estimator's business: :func:`check_params` builds it and runs its own validation, and turns a
-failure into one line that names the options.
+``none``, ``tuple`` a pair ``HxW`` (``5x3``), ``list`` a comma-separated list (of grids,
+``1,2,4`` or ``1x1,2x3``; of dilations, ``1,2,3``) when the docstring's type says "list of",
+and ``"array-like"`` the path of a ``.npy`` file. The help is the first paragraph of the
+parameter's description in the class docstring, the default is ``get_params()``'s. Bounds
+and combinations are the estimator's business: :func:`check_params` builds it and runs its own
+validation, and turns a failure into one line that names the options.
 """
 
 import argparse
@@ -48,7 +48,7 @@ _FORMS = {
     "N": "an int N",
     "X": "a number X",
     "HxW": "a pair HxW (e.g. 5x3)",
-    "N,N,...": "a list of grids N or HxW separated by commas (e.g. 1,2,4 or 1x1,2x3)",
+    "N,N,...": "a list of values N or HxW separated by commas (e.g. 1,2,4 or 1x1,2x3)",
     "FILE.npy": "a .npy file",
 }
 _PAIR = re.compile(r"\s*([+-]?\d+)\s*[xX]\s*([+-]?\d+)\s*")

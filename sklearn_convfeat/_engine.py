@@ -137,27 +137,36 @@ def _multiplier(patches_t, kernel, space):
 
 def _gemm_convolver(plan, padded, band_rows, kernel, space):
     """Functions computing the maps of the fixed buffer ``padded`` (a chunk of zero-padded
-    channels-first image rows): ``prepare()`` gathers (and normalises) the patches of
-    ``band_rows`` map rows, ``multiply(k)`` returns the maps ``(n, positions, block)`` of block
-    ``k`` of filters. All views are made here, once: a tile then costs a handful of calls."""
+    channels-first image rows): ``prepare(k)`` gathers (and normalises) the patches of
+    ``band_rows`` map rows for block ``k`` of filters (called where ``plan.regathers`` says:
+    blocks of one dilation share their patches), ``multiply(k)`` returns the maps ``(n,
+    positions, block)`` of block ``k``. All views are made here, once: a tile then costs a
+    handful of calls."""
     n, channels = padded.shape[:2]
     rows, cols = plan.filter_size
     out_cols = plan.map_shape[1]
     stride = plan.stride
     s_n, s_c, s_y, s_x = padded.strides
-    # Per image, rows are filter taps (c, dy, dx), columns positions (i, j): each row is copied
-    # in runs along image rows, long even for grey images where a patch is only h * w values.
-    windows = as_strided(
-        padded,
-        shape=(n, channels, rows, cols, band_rows, out_cols),
-        strides=(s_n, s_c, s_y, s_x, s_y * stride, s_x * stride),
-        writeable=False,
-    )
     patches_t = space["patches"]((n, plan.taps, band_rows * out_cols))
-    target = patches_t.reshape(windows.shape)
-    normalise = _patch_normaliser(patches_t, space, kernel.eps) if kernel.eps is not None else None
+    target = patches_t.reshape(n, channels, rows, cols, band_rows, out_cols)
+    gathers = {}
+    for k, (dilation, (top, left)) in enumerate(plan.gathers):
+        # Per image, rows are filter taps (c, dy, dx), columns positions (i, j): each row is
+        # copied in runs along image rows, long even for grey images where a patch is only
+        # h * w values. A dilated filter's taps are ``dilation`` rows and columns apart,
+        # centred in the footprint of the most dilated one.
+        windows = as_strided(
+            padded[:, :, top:, left:],
+            shape=target.shape,
+            strides=(s_n, s_c, s_y * dilation, s_x * dilation, s_y * stride, s_x * stride),
+            writeable=False,
+        )
+        eps = kernel.eps[k]
+        normalise = _patch_normaliser(patches_t, space, eps) if eps is not None else None
+        gathers[k] = (windows, normalise)
 
-    def prepare():
+    def prepare(k):
+        windows, normalise = gathers[k]
         np.copyto(target, windows)
         if normalise is not None:
             normalise()
@@ -203,9 +212,10 @@ def _phased_gemm_convolver(plan, padded, band_rows, kernel, space):
     )
     patches_t = space["patches"]((n, plan.taps, win_cols * out_rows * units))
     target = patches_t.reshape(taps_view.shape)
-    normalise = _patch_normaliser(patches_t, space, kernel.eps) if kernel.eps is not None else None
+    eps = kernel.eps[0]
+    normalise = _patch_normaliser(patches_t, space, eps) if eps is not None else None
 
-    def prepare():
+    def prepare(k):
         np.copyto(phases, gather)
         np.copyto(target, taps_view)
         if normalise is not None:
@@ -224,13 +234,15 @@ def _fft_convolver(plan, padded, band_rows, kernel, space):
     stride = plan.stride
     state = {}
 
-    def prepare():
+    eps = kernel.eps[0]
+
+    def prepare(k):
         state["spectra"] = scipy.fft.rfft2(padded)
-        if kernel.eps is not None:
+        if eps is not None:
             images = padded.transpose(0, 2, 3, 1)
             mean, var = patch_moments(images, plan.filter_size, stride, "valid")
             state["mean"] = mean[:, :band_rows, :, None]
-            state["scale"] = np.sqrt(var[:, :band_rows] + np.float32(kernel.eps))[..., None]
+            state["scale"] = np.sqrt(var[:, :band_rows] + np.float32(eps))[..., None]
 
     def multiply(k):
         spectra, filters = state["spectra"], kernel.spectra[k]
@@ -251,7 +263,7 @@ def _fft_convolver(plan, padded, band_rows, kernel, space):
         maps = space["maps"]((n, band_rows * out_cols, block))
         grid = maps.reshape(n, band_rows, out_cols, block)
         np.copyto(grid, first[:, :, :, : out_cols * stride : stride].transpose(0, 2, 3, 1))
-        if kernel.eps is not None:
+        if eps is not None:
             np.subtract(grid, state["mean"] * kernel.filter_sums[k], out=grid)
             np.divide(grid, state["scale"], out=grid)
         return maps
@@ -487,7 +499,7 @@ def _sums_steps(plan, maps, k, kernel, space, sums, band=None):
 def _patch_summers(plan, space, index, positions, rows, out, k, weights):
     """Steps summing the maps of the GEMM path over the regions of level ``index`` in the map
     rows ``rows`` of a band of ``positions``, into ``out`` ``(n, rows, cols, block)``: the sums
-    of the patches over each region (taken with the first block ``k`` of filters, for all of
+    of the patches over each region (taken with the first block ``k`` of a gather, for all of
     them), times the filters ``weights``."""
     level = plan.levels[index]
     n, _, n_cols, width = out.shape
@@ -495,14 +507,14 @@ def _patch_summers(plan, space, index, positions, rows, out, k, weights):
     patches = space["patches"]((n, plan.taps, positions))
     patch_sums = space[f"patch_sums_{index}"]((n, plan.taps, rows.count, n_cols))
     steps = []
-    if k == 0 and plan.pools_whole_rows(level):
+    if plan.regathers[k] and plan.pools_whole_rows(level):
         # Sums along the last axis, as products with ones: NumPy's are 5 times slower.
         ones = _ones(space, positions)
         for first, count, size, start in _position_spans(rows, cols).runs:
             windows = patches[..., start : start + count * size].reshape(n, -1, count, size)
             target = patch_sums[:, :, first : first + count, 0]
             steps.append(partial(np.matmul, windows, ones[:size], out=target))
-    elif k == 0:
+    elif plan.regathers[k]:
         patch_rows = space[f"patch_rows_{index}"]((n, plan.taps, rows.count, cols))
         grid = patches.reshape(n, plan.taps, -1, cols)
         steps = [
@@ -586,7 +598,14 @@ class _Kernel:
     def __init__(self, plan, filters, bias, patch_norm_eps):
         filters = np.asarray(filters, dtype=np.float32)
         blocks = [slice(start, stop) for start, stop in plan.blocks]
-        self.eps = patch_norm_eps if plan.patch_norm else None
+        # The variance added to a patch's, per block: one value, or one per dilation.
+        groups = [dilation for dilation, _ in plan.dilations]
+        eps = patch_norm_eps if plan.patch_norm else None
+        if eps is not None and np.ndim(eps) == 0:
+            eps = (eps,) * len(groups)
+        self.eps = [
+            None if eps is None else eps[groups.index(dilation)] for dilation, _ in plan.gathers
+        ]
         self.bias = None if bias is None else np.asarray(bias, dtype=np.float32)
         self.filter_sums = [filters[block].sum(axis=(1, 2, 3)) for block in blocks]
         self.weights = self.spectra = None
@@ -654,9 +673,12 @@ def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
 
     activates = plan.activates_maps
 
+    regathers = plan.regathers
+
     def run(band):
-        prepare()
         for k, (block, bias, activated, pool) in enumerate(blocks):
+            if regathers[k]:
+                prepare(k)
             maps = multiply(k)
             if activates:
                 if bias is not None:
@@ -806,9 +828,10 @@ def pooled_features_of_groups(
     filters : ndarray of shape (n_filters, h, w, C), float32
     bias : ndarray of shape (n_filters,), default=None
         Added to each filter's map (after the patch normalisation).
-    patch_norm_eps : float, default=None
+    patch_norm_eps : float or tuple of float, default=None
         With ``plan.patch_norm``: each patch is normalised to zero mean and unit variance,
-        with ``patch_norm_eps`` added to its variance.
+        with ``patch_norm_eps`` added to its variance (one value, or one per group of
+        ``plan.dilations``).
     n_jobs : int, default=None
         As in :class:`~sklearn_convfeat.ConvFeatureTransformer`.
     batch_size : int, default=None

@@ -61,6 +61,22 @@ def sample_patches(images, patch_size, max_patches, random_state):
     return np.concatenate(parts).astype(np.float64)
 
 
+def sample_taps(images, filter_size, dilation, max_patches, random_state):
+    """A random sample of the values that a filter of ``filter_size`` at ``dilation`` sees: its
+    taps, ``dilation`` pixels apart, in patches of its footprint ``(h - 1) * dilation + 1`` by
+    ``(w - 1) * dilation + 1`` (:func:`sample_patches`; with ``dilation=1``, the same sample).
+
+    Returns
+    -------
+    taps : ndarray of shape (n_patches, h * w * channels), float64
+    """
+    rows, cols = filter_size
+    footprint = ((rows - 1) * dilation + 1, (cols - 1) * dilation + 1)
+    patches = sample_patches(images, footprint, max_patches, random_state)
+    patches = patches.reshape(len(patches), *footprint, -1)[:, ::dilation, ::dilation]
+    return patches.reshape(len(patches), -1)
+
+
 def patch_norm_eps(patches):
     """The variance added before dividing patches by their standard deviation."""
     return PATCH_NORM_EPS * float(np.mean(np.var(patches, axis=1))) + np.finfo(np.float32).tiny

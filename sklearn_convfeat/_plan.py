@@ -11,6 +11,8 @@ Dask path and the plots all read it; the engine runs it.
 Only :func:`parse_pooling` looks at the types of ``pool_size`` and ``pool_grid``.
 """
 
+import bisect
+import itertools
 import math
 import os
 from dataclasses import dataclass, replace
@@ -22,8 +24,9 @@ from ._shapes import conv_output_size, padding_widths
 from ._variants import ACTIVATIONS, POOLINGS
 
 # The pooling when neither pool_size nor pool_grid is given: a spatial pyramid of the whole map,
-# 2x2 and 4x4 grids; with flatten=False, whose maps need a layout, 2x2 windows.
-DEFAULT_PYRAMID = ((1, 1), (2, 2), (4, 4))
+# 2x2 and 3x3 grids (14 regions; finer than 4x4 lost on every set measured with dilated banks,
+# benchmarks/ACCURACY.md); with flatten=False, whose maps need a layout, 2x2 windows.
+DEFAULT_PYRAMID = ((1, 1), (2, 2), (3, 3))
 DEFAULT_WINDOWS = (2, 2)
 
 # A chunk's buffers (patches, maps, partly pooled maps of a few small images) aim at this many
@@ -242,7 +245,8 @@ class Level:
     values (partial sums for the sums), reading the maps once for the whole pyramid. With
     ``source`` None, ``rows`` and ``cols`` index map positions. ``map_rows``/``map_cols`` are
     the regions in map positions, ``offset`` the index of the first region in the features,
-    ``shape`` the grid of regions and ``sizes`` the number of map values of each region.
+    ``shape`` the grid of regions, ``sizes`` the number of map values of each region and
+    ``largest`` the largest of them.
     """
 
     grid: tuple | None
@@ -255,6 +259,7 @@ class Level:
     shape: tuple
     n_regions: int
     sizes: tuple
+    largest: int
 
     def region_names(self):
         prefix = "" if self.grid is None else f"g{self.grid[0]}x{self.grid[1]}_"
@@ -268,8 +273,10 @@ def level(grid, rows, cols, offset, source=None, map_rows=None, map_cols=None):
     map_rows, map_cols = map_rows or rows, map_cols or cols
     sizes = tuple(tuple(r * c for c in map_cols.sizes) for r in map_rows.sizes)
     shape = (map_rows.count, map_cols.count)
+    largest = max(map_rows.sizes) * max(map_cols.sizes)
+    n_regions = math.prod(shape)
     return Level(
-        grid, rows, cols, map_rows, map_cols, offset, source, shape, math.prod(shape), sizes
+        grid, rows, cols, map_rows, map_cols, offset, source, shape, n_regions, sizes, largest
     )
 
 
@@ -339,10 +346,19 @@ class Plan:
     ----------
     image_shape, filter_size, stride, map_shape : tuple, tuple, int, tuple
         ``(H, W, C)``, ``(h, w)``, the step, and the maps' ``(rows, cols)``.
+    dilations, footprint : tuple
+        ``((dilation, n_filters), ...)``: the filters in groups of one dilation, in the order
+        of the bank; and the ``(rows, cols)`` of image that the most dilated filter spans,
+        ``(h - 1) * dilation + 1`` by ``(w - 1) * dilation + 1``, from which the padding
+        and the maps' shape follow (the filters of every dilation are centred on the same
+        positions).
     padding, padded_shape : tuple
         ``((top, bottom), (left, right))`` zeros, and the padded image's ``(rows, cols)``.
-    taps : int
-        Values of one patch, ``h * w * C``.
+    taps, gathers, regathers : int, tuple, tuple
+        Values of one patch, ``h * w * C``; for each block of filters, the ``(dilation,
+        (top, left))`` of its patches' taps within the footprint (blocks never span two
+        dilations), and whether the patches are gathered for it (the first block, and each
+        block whose gather differs from the one before).
     method : {'gemm', 'fft'}
     activation, threshold, pooling : str, float, str
         As the parameters; ``n_maps`` is ``n_filters`` times the activation's maps per filter.
@@ -377,6 +393,7 @@ class Plan:
     image_shape: tuple
     n_filters: int
     filter_size: tuple
+    dilations: tuple
     stride: int
     padding: tuple
     map_shape: tuple
@@ -398,6 +415,9 @@ class Plan:
     padded_shape: tuple
     padded_rows: int
     taps: int
+    footprint: tuple
+    gathers: tuple
+    regathers: tuple
     pool_first: bool
     sums_parts: tuple | None
     sum_shifts: tuple
@@ -415,7 +435,7 @@ class Plan:
 
     def band_input_rows(self, band_rows):
         """Rows of the padded image that ``band_rows`` map rows read."""
-        return self.stride * (band_rows - 1) + self.filter_size[0]
+        return self.stride * (band_rows - 1) + self.footprint[0]
 
     def feature_names(self):
         """One name per feature, in the order of the flattened output: region-major, map-minor."""
@@ -593,6 +613,21 @@ def _plan(**decisions):
     else:
         output_shape = (*levels[0].shape, n_maps)
     longest = max(stop - start for start, stop in decisions["bands"])
+    footprint = _footprint(decisions["filter_size"], decisions["dilations"])
+    # Each dilation's taps, centred in the footprint; each block's are its group's.
+    group_gathers, group_starts, first = [], [], 0
+    for dilation, count in decisions["dilations"]:
+        spans = _footprint(decisions["filter_size"], ((dilation, count),))
+        offsets = tuple(
+            (whole - 1) // 2 - (span - 1) // 2 for whole, span in zip(footprint, spans, strict=True)
+        )
+        group_gathers.append((dilation, offsets))
+        group_starts.append(first)
+        first += count
+    gathers = [
+        group_gathers[bisect.bisect_right(group_starts, start) - 1]
+        for start, _ in decisions["blocks"]
+    ]
     pool_first = POOLINGS[decisions["pooling"]].is_max and activation.monotone
     pooling = POOLINGS[decisions["pooling"]]
     sums_parts = None
@@ -607,8 +642,11 @@ def _plan(**decisions):
         n_maps=n_maps,
         maps_per_filter=maps_per_filter,
         padded_shape=(height + top + bottom, width + left + right),
-        padded_rows=decisions["stride"] * (longest - 1) + decisions["filter_size"][0],
+        padded_rows=decisions["stride"] * (longest - 1) + footprint[0],
         taps=math.prod(decisions["filter_size"]) * channels,
+        footprint=footprint,
+        gathers=tuple(gathers),
+        regathers=tuple(k == 0 or gathers[k] != gathers[k - 1] for k in range(len(gathers))),
         pool_first=pool_first,
         sums_parts=sums_parts,
         sum_shifts=sum_shifts,
@@ -616,9 +654,15 @@ def _plan(**decisions):
         phased_shape=phased_shape,
         output_shape=output_shape,
         n_features=math.prod(output_shape),
-        largest_region=max(max(map(max, level.sizes)) for level in levels),
+        largest_region=max(level.largest for level in levels),
     )
     return replace(plan, bytes_per_image=_nbytes(plan.chunk_buffers(1)))
+
+
+def _footprint(filter_size, dilations):
+    """The ``(rows, cols)`` that filters of ``filter_size`` span at the largest dilation."""
+    largest = max(dilation for dilation, _ in dilations)
+    return tuple((size - 1) * largest + 1 for size in filter_size)
 
 
 def _nbytes(buffers):
@@ -629,6 +673,7 @@ _DECISIONS = (
     "image_shape",
     "n_filters",
     "filter_size",
+    "dilations",
     "stride",
     "padding",
     "map_shape",
@@ -663,14 +708,18 @@ def _tiled(plan=None, budget=None, **decisions):
         decisions = {**{name: getattr(plan, name) for name in _DECISIONS}, **decisions}
     budget = tile_bytes() if budget is None else budget
     rows, n_filters = decisions["map_shape"][0], decisions["n_filters"]
+    groups = np.cumsum([0] + [count for _, count in decisions["dilations"]]).tolist()
 
     def tiling(band, block, chunk=1):
         return _plan(
             **{**decisions, "phased": decisions["phased"] and band == rows},
             chunk=chunk,
             bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
+            # Blocks of at most ``block`` filters, none across two dilations.
             blocks=tuple(
-                (start, min(start + block, n_filters)) for start in range(0, n_filters, block)
+                (start, min(start + block, stop))
+                for first, stop in itertools.pairwise(groups)
+                for start in range(first, stop, block)
             ),
         )
 
@@ -678,19 +727,19 @@ def _tiled(plan=None, budget=None, **decisions):
     if whole.bytes_per_image <= budget:
         return replace(whole, chunk=max(1, budget // whole.bytes_per_image))
     smallest = min(MIN_BLOCK, n_filters)
-    blocks = sorted(
-        {_split(n_filters, count, BLOCK_ALIGN) for count in range(1, n_filters + 1)},
-        reverse=True,
-    )
-    tiled = None
-    for band in sorted({_split(rows, count) for count in range(1, rows + 1)}, reverse=True):
-        for block in blocks:
-            if block < smallest and band > 1:
-                break
-            tiled = tiling(band, block)
-            if tiled.bytes_per_image <= BAND_FACTOR * budget:
-                return tiled
-    return tiled
+    blocks = sorted({_split(n_filters, count, BLOCK_ALIGN) for count in range(1, n_filters + 1)})
+    bands = sorted({_split(rows, count) for count in range(1, rows + 1)}, reverse=True)
+
+    def fits(band, block):
+        return tiling(band, block).bytes_per_image <= BAND_FACTOR * budget
+
+    for band in bands:
+        # A tile's bytes grow with its filters: the largest block that fits, by bisection.
+        usable = blocks if band == 1 else blocks[bisect.bisect_left(blocks, smallest) :]
+        if fits(band, usable[0]):
+            largest = bisect.bisect_left(usable, True, key=lambda block: not fits(band, block))
+            return tiling(band, usable[largest - 1])
+    return tiling(1, blocks[0])
 
 
 @lru_cache(maxsize=256)
@@ -707,31 +756,43 @@ def make_plan(
     spec,
     flatten,
     patch_norm,
+    dilations=None,
     method="auto",
     fixed_regions=False,
     tile_budget=None,
 ):
     """The :class:`Plan` of a transform with these parameters on images of ``image_shape``.
 
-    ``filter_size`` is the filters' ``(h, w)`` (already clipped to the image); ``spec`` the
-    :class:`PoolingSpec` from :func:`parse_pooling` (with ``flatten``); ``method`` is
-    ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`). With ``fixed_regions``,
-    grids are never clipped to smaller maps, so that images of any size give features of one
-    length. ``tile_budget`` (bytes) defaults to :func:`tile_bytes`. Plans are cached: a shape
-    seen before costs nothing.
+    ``filter_size`` is the filters' ``(h, w)`` (already clipped to the image); ``dilations``
+    their groups ``((dilation, n_filters), ...)`` in the order of the bank (None: all at
+    dilation 1); ``spec`` the :class:`PoolingSpec` from :func:`parse_pooling` (with
+    ``flatten``); ``method`` is ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`;
+    dilated filters run on the GEMM path, whose patches take their taps where they are). With
+    ``fixed_regions``, grids are never clipped to smaller maps, so that images of any size give
+    features of one length. ``tile_budget`` (bytes) defaults to :func:`tile_bytes`. Plans are
+    cached: a shape seen before costs nothing.
     """
     image_shape = tuple(int(s) for s in image_shape)
     filter_size = tuple(int(s) for s in filter_size)
+    dilations = ((1, n_filters),) if dilations is None else dilations
+    dilations = tuple((int(dilation), int(count)) for dilation, count in dilations)
+    if sum(count for _, count in dilations) != n_filters:
+        raise ValueError(f"dilations {dilations} do not share n_filters={n_filters}.")
+    footprint = _footprint(filter_size, dilations)
     map_shape = tuple(
         conv_output_size(length, size, stride, padding)
-        for length, size in zip(image_shape[:2], filter_size, strict=True)
+        for length, size in zip(image_shape[:2], footprint, strict=True)
     )
     levels, order = _levels(spec, map_shape, clip=not fixed_regions)
+    dilated = footprint != filter_size
     if method == "auto":
-        method = choose_method(image_shape, filter_size, stride, padding)
+        method = "gemm" if dilated else choose_method(image_shape, filter_size, stride, padding)
+    elif method == "fft" and dilated:
+        raise ValueError("dilated filters run on the GEMM path only, not method='fft'.")
     finest = levels[order[0]]
     phased = (
         method == "gemm"
+        and not dilated
         and finest.map_rows.size is not None
         and finest.map_cols.size is not None
         and finest.map_cols.size > 1
@@ -743,8 +804,9 @@ def make_plan(
         image_shape=image_shape,
         n_filters=int(n_filters),
         filter_size=filter_size,
+        dilations=dilations,
         stride=int(stride),
-        padding=padding_widths(filter_size, padding),
+        padding=padding_widths(footprint, padding),
         map_shape=map_shape,
         method=method,
         activation=activation,

@@ -22,7 +22,7 @@ from ._patches import (
     fold_preprocessing,
     normalize_patches,
     patch_norm_eps,
-    sample_patches,
+    sample_taps,
     zca_whitening,
 )
 from ._plan import check_pair, make_plan, parse_pooling
@@ -55,6 +55,15 @@ def _is_image_list(X, several_shapes=True):
     return (len(shapes) > 1 or not several_shapes) and all(len(s) in (2, 3) for s in shapes)
 
 
+def _dilations(dilation):
+    """``dilation`` (an int or a sequence of them) as a tuple."""
+    if _is_int(dilation):
+        return (dilation,)
+    if not isinstance(dilation, (tuple, list)) or not all(map(_is_int, dilation)):
+        raise TypeError(f"dilation must be an int or a sequence of ints, got {dilation!r}.")
+    return tuple(dilation)
+
+
 def _same_value(a, b):
     """Whether two values of a parameter are the same setting: arrays by value, generators as
     generators (they only seed fit), everything else by ``==``."""
@@ -79,13 +88,24 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_filters : int, default=64
-        Number of filters in the bank. Like every integer parameter, it must be an int, not
-        a bool.
+    n_filters : int, default=192
+        Number of filters in the bank, shared among the dilations. Like every integer
+        parameter, it must be an int, not a bool.
 
     filter_size : int or (int, int), default=4
         Height and width of the filters. Clipped to the image, so that tiny images and 1-D
         signals work.
+
+    dilation : int, tuple or list of int, default=(1, 2, 3)
+        Spacing, in pixels, between the taps of the filters (1: adjacent): a filter of size
+        ``k`` at dilation ``d`` sees a footprint of ``(k - 1) * d + 1`` pixels a side for the
+        cost of ``k``, as MiniRocket's kernels. With several dilations, the ``n_filters``
+        filters are shared evenly among them (the remainder to the smallest), each group
+        learnt or drawn for its own dilation. A dilation whose footprint exceeds two thirds
+        of the image's side is left out and its filters go to the others (``dilations_``
+        says which each filter has), so small images get undilated filters only. Dilated
+        filters always run on the GEMM path, and ``'valid'`` padding keeps the positions
+        where the largest footprint fits (maps of all dilations share their centres).
 
     filter_init : {'kmeans', 'patches', 'pca', 'gaussian', 'uniform', 'gabor'} or \
             array-like, default='kmeans'
@@ -150,8 +170,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         A list of grids, each an int or a pair (or a tuple of pairs), is a spatial pyramid:
         the regions of every grid are concatenated, grid after grid, and the number of
         features does not depend on the image size; ``flatten=False`` needs one grid. With
-        neither ``pool_grid`` nor ``pool_size``: the pyramid ``((1, 1), (2, 2), (4, 4))``
-        (21 regions per map), or 2x2 windows when ``flatten=False`` (a pyramid has no map
+        neither ``pool_grid`` nor ``pool_size``: the pyramid ``((1, 1), (2, 2), (3, 3))``
+        (14 regions per map), or 2x2 windows when ``flatten=False`` (a pyramid has no map
         layout).
 
     whiten : bool, default=True
@@ -209,9 +229,14 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     bias_ : ndarray of shape (n_filters,), float32
         Added to each filter's map: the centring of learnt banks (zeros for the others).
 
-    patch_norm_eps_ : float or None
-        The variance added to each patch's before dividing by it; None without
-        ``patch_norm``.
+    dilations_ : ndarray of shape (n_filters,), int
+        The dilation of each filter (the filters are grouped by dilation, in increasing
+        order).
+
+    patch_norm_eps_ : tuple of float or None
+        The variance added to each patch's before dividing by it, one per dilation of
+        ``dilations_`` (a fraction of the mean variance of that dilation's training
+        patches); None without ``patch_norm``.
 
     feature_mean_ : ndarray of shape (n_features_out,) or output_shape_, float32, or None
         The mean features of the training images that ``transform`` subtracts (shaped as one
@@ -282,7 +307,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     >>> conv.image_shape_
     (8, 8, 1)
     >>> conv.transform(X[:3]).shape
-    (3, 336)
+    (3, 224)
     >>> conv.get_feature_names_out()[:3].tolist()
     ['f0_g1x1_y0_x0', 'f1_g1x1_y0_x0', 'f2_g1x1_y0_x0']
     """
@@ -290,6 +315,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "n_filters": [Interval(Integral, 1, None, closed="left")],
         "filter_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "dilation": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "filter_init": [StrOptions(set(FILTER_BANKS) | set(PATCH_BANKS)), "array-like"],
         "image_shape": [None, tuple, list],
         "stride": [Interval(Integral, 1, None, closed="left")],
@@ -312,8 +338,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        n_filters=64,
+        n_filters=192,
         filter_size=4,
+        dilation=(1, 2, 3),
         filter_init="kmeans",
         image_shape=None,
         stride=1,
@@ -334,6 +361,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     ):
         self.n_filters = n_filters
         self.filter_size = filter_size
+        self.dilation = dilation
         self.filter_init = filter_init
         self.image_shape = image_shape
         self.stride = stride
@@ -361,6 +389,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             if isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, got the boolean {value!r}.")
         check_pair("filter_size", self.filter_size)
+        dilations = _dilations(self.dilation)
+        if not dilations or min(dilations) < 1 or len(set(dilations)) < len(dilations):
+            raise ValueError(f"dilation must hold distinct ints >= 1, got {self.dilation!r}.")
         parse_pooling(self.pool_size, self.pool_grid, self.flatten)
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
@@ -499,6 +530,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             given = check_filter_array(self.filter_init, self.n_filters, fit_shape[2], fit_shape)
             filter_size = given.shape[1:3]
         learnt = is_named and self.filter_init in PATCH_BANKS
+        groups = self._dilation_groups(filter_size, fit_shape)
         bias = np.zeros(self.n_filters)
         if is_named and self.filter_init in FILTER_BANKS:
             make_bank = FILTER_BANKS[self.filter_init]
@@ -510,19 +542,27 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             if _dask.is_dask_array(X):
                 X = _dask.sample_rows(X, random_state)
             images = X if ragged else to_images(X, image_shape)
-            patches = sample_patches(images, filter_size, self.max_patches, random_state)
-            if self.patch_norm:
-                eps = patch_norm_eps(patches)
-                patches = normalize_patches(patches, eps)
-        if learnt:
-            filters, bias = self._learn_bank(patches, random_state)
-            filters = filters.reshape(self.n_filters, *filter_size, fit_shape[2])
+            eps, banks = [], []
+            for dilation, count in groups:
+                taps = sample_taps(images, filter_size, dilation, self.max_patches, random_state)
+                if self.patch_norm:
+                    eps.append(patch_norm_eps(taps))
+                    taps = normalize_patches(taps, eps[-1])
+                if learnt:
+                    banks.append(self._learn_bank(taps, count, random_state))
+            eps = tuple(eps) if self.patch_norm else None
+            if learnt:
+                filters = np.concatenate([bank for bank, _ in banks])
+                filters = filters.reshape(self.n_filters, *filter_size, fit_shape[2])
+                bias = np.concatenate([bank_bias for _, bank_bias in banks])
         self.filters_ = np.asarray(filters, dtype=np.float32)
         self.bias_ = bias.astype(np.float32)
         self.patch_norm_eps_ = eps
         self.image_shape_ = image_shape
+        self.dilations_ = np.repeat([d for d, _ in groups], [n for _, n in groups])
         self._plan_params = dict(
             filter_size=tuple(filter_size),
+            dilations=groups,
             n_filters=self.n_filters,
             stride=self.stride,
             padding=self.padding,
@@ -591,16 +631,42 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         if "_plan_params" in state:
             self._plan = make_plan(**self._plan_params)
 
-    def _learn_bank(self, patches, random_state):
-        """Filters and biases on raw images for a bank learnt on preprocessed ``patches``."""
+    def _learn_bank(self, patches, n_filters, random_state):
+        """``n_filters`` filters and biases on raw images, for a bank learnt on preprocessed
+        ``patches``."""
         if self.whiten:
             mean, whitening = zca_whitening(patches)
             preprocessed = (patches - mean) @ whitening
         else:
             mean, whitening = patches.mean(axis=0), None
             preprocessed = patches - mean
-        bank = PATCH_BANKS[self.filter_init](preprocessed, self.n_filters, random_state)
+        bank = PATCH_BANKS[self.filter_init](preprocessed, n_filters, random_state)
         return fold_preprocessing(bank, mean, whitening)
+
+    def _dilation_groups(self, filter_size, image_shape):
+        """``((dilation, n_filters), ...)``: the dilations a filter of ``filter_size`` keeps on
+        images of ``image_shape``, in increasing order, and how many filters each has.
+
+        A dilation is kept when the filter's footprint, ``(k - 1) * dilation + 1`` along each
+        axis, is at most two thirds of the image's side (or ``k``). If none is, the smallest,
+        made smaller if its footprint exceeds the image, until it fits (1 always does: the
+        filter is clipped to the image). ``n_filters`` is shared evenly among those kept, the
+        remainder to the smallest dilations, so that the number of maps does not depend on
+        the image size.
+        """
+        dilations = sorted(_dilations(self.dilation))
+        sides = list(zip(filter_size, image_shape[:2], strict=True))
+
+        def spans_at_most(d, limit):
+            return all((k - 1) * d + 1 <= limit(k, side) for k, side in sides)
+
+        kept = [d for d in dilations if spans_at_most(d, lambda k, side: max(k, 2 * side // 3))]
+        if not kept:
+            fitting = range(min(dilations[0], max(image_shape[:2])), 0, -1)
+            kept = [next(d for d in fitting if spans_at_most(d, lambda k, side: side))]
+        kept = kept[: self.n_filters]
+        share, extra = divmod(self.n_filters, len(kept))
+        return tuple((d, share + (i < extra)) for i, d in enumerate(kept))
 
     def _check_unchanged(self):
         """Raise if a parameter that shapes the features changed since fit: the fitted plan

@@ -40,15 +40,35 @@ def _pad(image, size, padding):
     return np.pad(image, (((rows - 1) // 2, rows // 2), ((cols - 1) // 2, cols // 2), (0, 0)))
 
 
-def reference_maps(image, filters, stride, padding, patch_norm_eps=None):
+def _footprint_filters(filters, dilations):
+    """Each filter at its dilation written out as a filter of the largest footprint: its taps
+    ``dilation`` apart, zeros between them, centred as (F - 1) // 2 in a footprint of F."""
+    n, rows, cols, channels = filters.shape
+    largest = max(dilations)
+    size = ((rows - 1) * largest + 1, (cols - 1) * largest + 1)
+    out = np.zeros((n, *size, channels))
+    for f, d in enumerate(dilations):
+        spans = ((rows - 1) * d + 1, (cols - 1) * d + 1)
+        top, left = (
+            (whole - 1) // 2 - (span - 1) // 2 for whole, span in zip(size, spans, strict=True)
+        )
+        out[f, top : top + spans[0] : d, left : left + spans[1] : d] = filters[f]
+    return out
+
+
+def reference_maps(image, filters, stride, padding, patch_norm_eps=None, dilations=None):
     """Maps ``(rows, cols, n_filters)`` of one ``(H, W, C)`` image, in float64.
 
-    With ``patch_norm_eps``, every patch is brought to zero mean and unit variance (its values
-    over rows, columns and channels, ``patch_norm_eps`` added to the variance) before it meets
-    the filters.
+    With ``patch_norm_eps`` (one value, or one per filter), every patch is brought to zero mean
+    and unit variance (the values a filter's taps see, over rows, columns and channels,
+    ``patch_norm_eps`` added to the variance) before it meets the filter. ``dilations`` (one
+    per filter) spaces each filter's taps; all filters are centred on the positions of the
+    most dilated one.
     """
     image = image.astype(np.float64)
-    filters = filters.astype(np.float64)
+    dilations = [1] * len(filters) if dilations is None else [int(d) for d in dilations]
+    taps = filters.astype(np.float64)
+    filters = _footprint_filters(taps, dilations)
     if patch_norm_eps is None:
         maps = []
         for filt in filters:
@@ -59,16 +79,25 @@ def reference_maps(image, filters, stride, padding, patch_norm_eps=None):
             maps.append(total[::stride, ::stride])
         return np.stack(maps, axis=-1)
     size = filters.shape[1:3]
+    eps = np.broadcast_to(np.asarray(patch_norm_eps, dtype=np.float64), (len(filters),))
     padded = _pad(image, size, padding)
     rows = range(0, padded.shape[0] - size[0] + 1, stride)
     cols = range(0, padded.shape[1] - size[1] + 1, stride)
-    flat = filters.reshape(len(filters), -1)
     maps = np.empty((len(rows), len(cols), len(filters)))
     for i, y in enumerate(rows):
         for j, x in enumerate(cols):
-            patch = padded[y : y + size[0], x : x + size[1]].ravel()
-            patch = (patch - patch.mean()) / np.sqrt(patch.var() + patch_norm_eps)
-            maps[i, j] = flat @ patch
+            window = padded[y : y + size[0], x : x + size[1]]
+            for f in range(len(filters)):
+                # The values under the filter's taps (the non-zero places of a dilated one).
+                d = dilations[f]
+                spans = [(t - 1) * d + 1 for t in taps.shape[1:3]]
+                top, left = (
+                    (whole - 1) // 2 - (span - 1) // 2
+                    for whole, span in zip(size, spans, strict=True)
+                )
+                patch = window[top : top + spans[0] : d, left : left + spans[1] : d].ravel()
+                patch = (patch - patch.mean()) / np.sqrt(patch.var() + eps[f])
+                maps[i, j, f] = taps[f].ravel() @ patch
     return maps
 
 
@@ -107,17 +136,19 @@ def reference_features(
     bias=None,
     patch_norm_eps=None,
     threshold=0.0,
+    dilations=None,
 ):
     """Features of ``(n, H, W, C)`` images, in float64.
 
     ``(n, out_rows, out_cols, n_maps)`` for windows of ``pool_size`` or one grid
     ``pool_grid=(rows, cols)``; ``(n, n_regions, n_maps)`` for a pyramid, a list of
     ``(rows, cols)`` grids whose regions are concatenated grid after grid. ``bias`` is added
-    to each filter's map before the activation.
+    to each filter's map before the activation; ``dilations`` (one per filter) spaces each
+    filter's taps (:func:`reference_maps`).
     """
     out = []
     for image in images:
-        z = reference_maps(image, filters, stride, padding, patch_norm_eps)
+        z = reference_maps(image, filters, stride, padding, patch_norm_eps, dilations)
         if bias is not None:
             z = z + np.asarray(bias, dtype=np.float64)
         maps = np.concatenate(REFERENCE_ACTIVATIONS[activation](z, threshold), axis=-1)

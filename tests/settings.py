@@ -6,6 +6,7 @@ from sklearn_convfeat import ConvFeatureTransformer
 SIMPLE = dict(
     n_filters=4,
     filter_size=3,
+    dilation=1,
     filter_init="gaussian",
     image_shape=None,
     stride=1,

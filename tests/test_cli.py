@@ -563,7 +563,7 @@ def test_native_model_names_an_image_too_small_for_its_grid(
     trained_native, shapes, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
-    Image.fromarray(np.zeros((3, 40), dtype=np.uint8)).save("thin.png")
+    Image.fromarray(np.zeros((2, 40), dtype=np.uint8)).save("thin.png")
     fine = shapes / "circle" / "circle_000.jpg"
     result = run_main(["predict", "--model", trained_native, fine, "thin.png"], capsys)
     assert_one_line_error(result, "thin.png: ", "pool_grid")

@@ -72,6 +72,8 @@ def examples(name, tmp_path):
             found += [([flag, str(value)], value) for value in _interval_values(constraint)]
         elif constraint is tuple or (constraint is list and "list of" not in _type_line(name)):
             found.append(([flag, "5x3"], (5, 3)))
+        elif constraint is list and "list of int" in _type_line(name):  # dilations
+            found.append(([flag, "1,2,4"], [1, 2, 4]))
         elif constraint is list:  # a list of grids, each an int or a pair
             found += [([flag, "1,2,4"], [1, 2, 4]), ([flag, "1x1,2x3"], [(1, 1), (2, 3)])]
         elif isinstance(constraint, type) and issubclass(constraint, (Integral, Real)):

@@ -13,6 +13,7 @@ def make(**params):
     fixed = dict(
         n_filters=3,
         filter_size=3,
+        dilation=1,
         filter_init="gaussian",
         padding="same",
         activation="relu",

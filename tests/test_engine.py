@@ -29,8 +29,15 @@ def engine_features(
     tile_budget=None,
     n_jobs=None,
     batch_size=None,
+    dilations=None,
 ):
-    """The engine's features with the reference's arguments: a plan, then the engine."""
+    """The engine's features with the reference's arguments: a plan, then the engine.
+    ``dilations`` gives each filter's (in groups of one dilation, as a fitted bank's)."""
+    groups = None
+    if dilations is not None:
+        values, counts = np.unique(dilations, return_counts=True)
+        assert_array_equal(dilations, np.repeat(values, counts))
+        groups = tuple(zip(values.tolist(), counts.tolist(), strict=True))
     plan = make_plan(
         image_shape=images.shape[1:],
         filter_size=filters.shape[1:3],
@@ -45,6 +52,7 @@ def engine_features(
         patch_norm=patch_norm_eps is not None,
         method=method,
         tile_budget=tile_budget,
+        dilations=groups,
     )
     return pooled_features(
         images, plan, filters, bias, patch_norm_eps, n_jobs=n_jobs, batch_size=batch_size
@@ -408,3 +416,68 @@ def test_a_pyramid_is_its_grids_side_by_side(grids, pooling):
         assert_array_equal(pyramid, expected)
     else:  # sums may run in another order
         assert_allclose(pyramid, expected, rtol=1e-5, atol=1e-6)
+
+
+# (image shape, filter shape, per-filter dilations, stride, padding, pool_size, pool_grid)
+DILATED_CASES = [
+    ((16, 16, 1), (6, 3, 3, 1), (1, 1, 2, 2, 3, 3), 1, "same", (1, 1), [(1, 1), (2, 2)]),
+    ((19, 17, 2), (5, 4, 4, 2), (1, 1, 1, 3, 3), 1, "valid", (2, 2), None),
+    ((21, 20, 3), (4, 4, 3, 3), (2, 2, 5, 5), 2, "same", (1, 1), (3, 2)),
+    ((12, 14, 1), (3, 2, 2, 1), (1, 2, 4), 1, "same", (3, 3), None),
+]
+
+
+@pytest.mark.parametrize("tiling", TILINGS)
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("activation, pooling", ACTIVATION_POOLINGS)
+@pytest.mark.parametrize(
+    "image_shape, filter_shape, dilations, stride, padding, pool_size, pool_grid", DILATED_CASES
+)
+def test_dilated_filters_match_the_reference(
+    tiling,
+    encoding,
+    activation,
+    pooling,
+    image_shape,
+    filter_shape,
+    dilations,
+    stride,
+    padding,
+    pool_size,
+    pool_grid,
+):
+    """Filters of several dilations in one bank: each filter's taps ``dilation`` apart, all
+    centred on the positions of the most dilated, the patch normalisation over the taps with
+    one variance per dilation; against zero-stuffed filters of the largest footprint."""
+    images, filters = _data(image_shape, filter_shape)
+    params = dict(
+        stride=stride,
+        padding=padding,
+        activation=activation,
+        pooling=pooling,
+        pool_size=pool_size,
+        pool_grid=pool_grid,
+        **ENCODINGS[encoding],
+    )
+    if params.get("bias"):
+        params["bias"] = np.random.default_rng(1).standard_normal(filter_shape[0])
+        params["bias"] = params["bias"].astype(np.float32)
+    reference_eps = None
+    if "patch_norm_eps" in params:
+        # One variance per dilation, as fit learns them.
+        values = np.unique(dilations)
+        params["patch_norm_eps"] = tuple(0.1 * (1 + i) for i in range(len(values)))
+        reference_eps = [params["patch_norm_eps"][list(values).index(d)] for d in dilations]
+    features = engine_features(
+        images, filters, tile_budget=TILINGS[tiling], dilations=dilations, **params
+    )
+    params["patch_norm_eps"] = reference_eps
+    expected = reference_features(images, filters, dilations=dilations, **params)
+    assert features.shape == expected.shape
+    assert_allclose(features, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_dilated_filters_take_the_gemm_path():
+    images, filters = _data((12, 12, 1), (2, 3, 3, 1))
+    with pytest.raises(ValueError, match="dilated filters run on the GEMM path"):
+        engine_features(images, filters, method="fft", dilations=(1, 2))

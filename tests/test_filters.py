@@ -114,6 +114,7 @@ def test_whitened_pca_features_have_the_whitened_spectrum(digits_images):
         filter_init="pca",
         n_filters=9,
         filter_size=3,
+        dilation=1,
         whiten=True,
         patch_norm=False,
         max_patches=60 * 36,
@@ -140,6 +141,7 @@ def test_patch_norm_features_match_normalise_then_filter(digits_images):
         filter_init="kmeans",
         n_filters=6,
         filter_size=3,
+        dilation=1,
         patch_norm=True,
         whiten=True,
         activation="identity",
@@ -169,7 +171,7 @@ def test_data_driven_features_do_not_depend_on_the_pixel_scale(filter_init, digi
 
 
 def test_pca_bank_needs_no_more_filters_than_patch_values(digits_images):
-    conv = ConvFeatureTransformer(filter_init="pca", n_filters=10, filter_size=3)
+    conv = ConvFeatureTransformer(filter_init="pca", n_filters=10, filter_size=3, dilation=1)
     with pytest.raises(ValueError, match="at most one filter per value"):
         conv.fit(digits_images)
 

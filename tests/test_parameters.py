@@ -17,6 +17,7 @@ from sklearn_convfeat import ConvFeatureTransformer
 NON_DEFAULTS = {
     "n_filters": 32,
     "filter_size": 3,
+    "dilation": 2,
     "filter_init": "gaussian",
     "image_shape": (4, 16),
     "stride": 2,
@@ -72,13 +73,13 @@ def test_each_parameter_alone_changes_the_features(digits, baseline, name):
 @pytest.mark.parametrize("pool_size, n_regions", [(1, 64), (2, 16), (3, 4), (4, 4), (8, 1)])
 def test_pool_size_alone_pools_over_windows_of_that_size(digits, pool_size, n_regions):
     conv = ConvFeatureTransformer(pool_size=pool_size, random_state=0).fit(digits[0])
-    assert conv.output_shape_ == (8 // pool_size, 8 // pool_size, 64)
-    assert conv.transform(digits[0][:2]).shape == (2, n_regions * 64)
+    assert conv.output_shape_ == (8 // pool_size, 8 // pool_size, 192)
+    assert conv.transform(digits[0][:2]).shape == (2, n_regions * 192)
 
 
 @pytest.mark.parametrize(
     "pool_grid, shape",
-    [(2, (2, 2, 64)), ((1, 3), (1, 3, 64)), ([1, 2], (5, 64)), (((1, 1), (4, 2)), (9, 64))],
+    [(2, (2, 2, 192)), ((1, 3), (1, 3, 192)), ([1, 2], (5, 192)), (((1, 1), (4, 2)), (9, 192))],
 )
 def test_pool_grid_alone_pools_onto_that_grid_or_pyramid(digits, pool_grid, shape):
     conv = ConvFeatureTransformer(pool_grid=pool_grid, random_state=0).fit(digits[0])
@@ -87,9 +88,9 @@ def test_pool_grid_alone_pools_onto_that_grid_or_pyramid(digits, pool_grid, shap
 
 def test_neither_gives_the_default_pyramid(digits):
     conv = ConvFeatureTransformer(random_state=0).fit(digits[0])
-    assert conv.output_shape_ == (1 + 4 + 16, 64)
+    assert conv.output_shape_ == (1 + 4 + 9, 192)
     names = conv.get_feature_names_out()
-    assert names[0] == "f0_g1x1_y0_x0" and names[-1] == "f63_g4x4_y3_x3"
+    assert names[0] == "f0_g1x1_y0_x0" and names[-1] == "f191_g3x3_y2_x2"
 
 
 def test_pool_size_and_pool_grid_together_are_an_error_naming_both(digits):
@@ -117,14 +118,14 @@ def test_flatten_false_alone_gives_images_for_a_second_transformer(digits):
     X, y = digits
     first = ConvFeatureTransformer(flatten=False, random_state=0)
     maps = first.fit_transform(X)
-    assert maps.shape == (len(X), 4, 4, 64)  # 2x2 windows: a pyramid has no map layout
+    assert maps.shape == (len(X), 4, 4, 192)  # 2x2 windows: a pyramid has no map layout
     stacked = make_pipeline(
         ConvFeatureTransformer(flatten=False, random_state=0),
         ConvFeatureTransformer(random_state=0),
         LogisticRegression(max_iter=1000),
     )
     stacked.fit(X[:200], y[:200])
-    assert stacked[1].image_shape_ == (4, 4, 64)
+    assert stacked[1].image_shape_ == (4, 4, 192)
     assert stacked.score(X[200:], y[200:]) > 0.8
 
 

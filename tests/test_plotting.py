@@ -28,7 +28,7 @@ def _grey_images(n=6, shape=(9, 11), seed=0):
 
 
 def _params(**extra):
-    fixed = dict(filter_init="gaussian", patch_norm=False, pool_grid=None, center=False)
+    fixed = dict(filter_init="gaussian", dilation=1, patch_norm=False, pool_grid=None, center=False)
     return (
         dict(n_filters=5, filter_size=3, pool_size=2, padding="valid", random_state=0)
         | fixed

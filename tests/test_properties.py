@@ -17,12 +17,13 @@ from sklearn_convfeat import ConvFeatureTransformer
 SETTINGS = settings(max_examples=40, deadline=None)
 
 
-def expected_axis(length, filter_size, stride, padding, pool_size, pool_grid):
-    """Documented rule for one axis: filters clipped to the image; 'valid' gives
-    floor((L - k) / s) + 1 positions and 'same' ceil(L / s); windows of p (clipped to the map)
-    give floor(m / p) regions, a grid of g gives min(g, m)."""
-    k = min(filter_size, length)
-    maps = (length - k) // stride + 1 if padding == "valid" else math.ceil(length / stride)
+def expected_axis(length, filter_size, stride, padding, pool_size, pool_grid, dilation=1):
+    """Documented rule for one axis: filters clipped to the image, spanning (k - 1) * d + 1
+    at the largest dilation d kept; 'valid' gives floor((L - span) / s) + 1 positions and
+    'same' ceil(L / s); windows of p (clipped to the map) give floor(m / p) regions, a grid of
+    g gives min(g, m)."""
+    span = (min(filter_size, length) - 1) * dilation + 1
+    maps = (length - span) // stride + 1 if padding == "valid" else math.ceil(length / stride)
     if pool_grid is not None:
         return min(pool_grid, maps)
     return maps // min(pool_size, maps)
@@ -37,8 +38,23 @@ def region_edges(length, pool_size, pool_grid):
     return [(i * p, (i + 1) * p) for i in range(length // p)]
 
 
-def reference(images, filters, stride, padding, activation, pooling, pool_size, pool_grid):
+def dilated(filters, dilations):
+    """Each filter with ``d - 1`` zeros between its taps, centred in the largest footprint."""
+    n_filters, kh, kw, channels = filters.shape
+    big = max(dilations)
+    out = np.zeros((n_filters, (kh - 1) * big + 1, (kw - 1) * big + 1, channels))
+    for f, d in enumerate(dilations):
+        top = (out.shape[1] - 1) // 2 - (kh - 1) * d // 2
+        left = (out.shape[2] - 1) // 2 - (kw - 1) * d // 2
+        out[f, top : top + (kh - 1) * d + 1 : d, left : left + (kw - 1) * d + 1 : d] = filters[f]
+    return out
+
+
+def reference(
+    images, filters, dilations, stride, padding, activation, pooling, pool_size, pool_grid
+):
     """Features of ``(n, H, W, C)`` images, one image, one filter and one region at a time."""
+    filters = dilated(filters, dilations)
     n_filters, kh, kw, _ = filters.shape
     if padding == "same":
         pads = ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))
@@ -76,6 +92,7 @@ def cases(draw):
     params = dict(
         n_filters=draw(st.integers(1, 5)),
         filter_size=draw(st.integers(1, 9) | st.tuples(st.integers(1, 9), st.integers(1, 9))),
+        dilation=draw(st.sampled_from([1, 2, (1, 2), (1, 2, 3), (2, 4)])),
         filter_init=draw(st.sampled_from(["gaussian", "uniform", "gabor"])),
         stride=draw(st.integers(1, 5)),
         padding=draw(st.sampled_from(["valid", "same"])),
@@ -118,8 +135,9 @@ def test_output_shape_follows_the_documented_formula(case):
     (fh, fw), (ph, pw) = as_pair(params["filter_size"]), as_pair(params["pool_size"] or 1)
     gh, gw = as_pair(params["pool_grid"]) if params["pool_grid"] is not None else (None, None)
     args = params["stride"], params["padding"]
-    rows = expected_axis(height, fh, *args, ph, gh)
-    cols = expected_axis(width, fw, *args, pw, gw)
+    dilation = conv.dilations_.max()
+    rows = expected_axis(height, fh, *args, ph, gh, dilation)
+    cols = expected_axis(width, fw, *args, pw, gw, dilation)
     assert conv.output_shape_ == (rows, cols, params["n_filters"])
     features = conv.transform(X)
     assert features.shape == (len(X), rows * cols * params["n_filters"])
@@ -146,6 +164,7 @@ def test_features_are_finite_match_the_reference_and_respect_the_activation(case
     expected = reference(
         images,
         conv.filters_,
+        conv.dilations_,
         params["stride"],
         params["padding"],
         params["activation"],

@@ -22,6 +22,7 @@ from sklearn_convfeat import ConvFeatureTransformer
 V01 = dict(
     filter_init="gaussian",
     filter_size=5,
+    dilation=1,
     padding="valid",
     patch_norm=False,
     pool_size=2,
@@ -108,8 +109,9 @@ def test_transform_matches_correlate2d_reference(
     assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def _formula_length(length, size, stride, padding, pool, grid):
-    maps = -(-length // stride) if padding == "same" else (length - size) // stride + 1
+def _formula_length(length, size, stride, padding, pool, grid, dilation=1):
+    span = (size - 1) * dilation + 1
+    maps = -(-length // stride) if padding == "same" else (length - span) // stride + 1
     if grid is not None:
         return min(grid, maps)
     return maps // min(pool, maps)
@@ -131,8 +133,10 @@ def test_output_shape_formula(stride, padding, pool_size, pool_grid):
         pool_size=pool_size,
         pool_grid=pool_grid,
     ).fit(X)
-    rows = _formula_length(13, 4, stride, padding, pool_size, pool_grid)
-    cols = _formula_length(10, 3, stride, padding, pool_size, pool_grid)
+    # The default dilations keep 1 and 2 on 13x10 images: a 4x3 filter spans 7x5 at 2, 10x7 at 3.
+    assert est.dilations_.tolist() == [1, 1, 2]
+    rows = _formula_length(13, 4, stride, padding, pool_size, pool_grid, 2)
+    cols = _formula_length(10, 3, stride, padding, pool_size, pool_grid, 2)
     Xt = est.transform(X)
     assert est.output_shape_ == (rows, cols, 3)
     assert Xt.shape == (2, rows * cols * 3)
@@ -411,3 +415,74 @@ def test_center_reads_at_most_a_thousand_training_images():
     means = [raw[rows].mean(axis=0) for rows in (slice(0, 1000), slice(500, 1500))]
     assert not any(np.allclose(conv.feature_mean_, mean, rtol=1e-6) for mean in means)
     assert_allclose(conv.feature_mean_, raw.mean(axis=0), atol=0.05 * np.abs(raw).max())
+
+
+@pytest.mark.parametrize(
+    "image_shape, filter_size, n_filters, dilation, groups",
+    [
+        ((8, 8), 4, 192, (1, 2, 3), ((1, 192),)),
+        ((28, 28), 4, 192, (1, 2, 3), ((1, 64), (2, 64), (3, 64))),
+        ((28, 28), 4, 10, (3, 1, 2), ((1, 4), (2, 3), (3, 3))),
+        ((14, 14), 4, 9, (1, 2, 3), ((1, 5), (2, 4))),
+        ((8, 8), 4, 6, 2, ((2, 6),)),
+        ((30, 6), (3, 2), 8, (1, 4), ((1, 8),)),
+        ((28, 28), 4, 2, (1, 2, 3), ((1, 1), (2, 1))),
+    ],
+)
+def test_dilations_kept_on_an_image_size_share_the_filters(
+    image_shape, filter_size, n_filters, dilation, groups
+):
+    """A dilation is kept when the footprint fits two thirds of the image's side (the
+    smallest always is); the filters are shared evenly, the remainder to the smallest."""
+    X = np.random.default_rng(0).normal(size=(6, *image_shape))
+    est = ConvFeatureTransformer(
+        n_filters=n_filters,
+        filter_size=filter_size,
+        dilation=dilation,
+        filter_init="gaussian",
+        random_state=0,
+    ).fit(X)
+    expected = np.repeat([d for d, _ in groups], [n for _, n in groups])
+    assert_array_equal(est.dilations_, expected)
+    assert est.transform(X).shape == (6, len(est.get_feature_names_out()))
+
+
+@pytest.mark.parametrize("patch_norm", [False, True])
+@pytest.mark.parametrize("filter_init", ["kmeans", "gaussian"])
+def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init):
+    """The default dilations on 20x20 images: every filter at its dilation, its bias, the
+    patch normalisation with its dilation's variance, the centring, against the reference."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(12, 20, 20))
+    est = ConvFeatureTransformer(
+        n_filters=9,
+        filter_init=filter_init,
+        patch_norm=patch_norm,
+        max_patches=300,
+        random_state=0,
+    ).fit(X)
+    assert_array_equal(est.dilations_, [1, 1, 1, 2, 2, 2, 3, 3, 3])
+    eps = None
+    if patch_norm:
+        assert len(est.patch_norm_eps_) == 3
+        eps = [est.patch_norm_eps_[d - 1] for d in est.dilations_]
+    expected = reference_features(
+        X[..., None],
+        est.filters_,
+        padding="same",
+        pool_grid=[(1, 1), (2, 2), (3, 3)],
+        bias=est.bias_,
+        patch_norm_eps=eps,
+        dilations=est.dilations_,
+    )
+    expected = expected.reshape(len(X), -1) - est.feature_mean_
+    assert_allclose(est.transform(X), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_dilation_must_hold_distinct_positive_ints():
+    X = np.zeros((3, 16, 16))
+    for bad in [(1, 1), (0, 2), ()]:
+        with pytest.raises(ValueError, match="dilation must hold distinct ints >= 1"):
+            ConvFeatureTransformer(dilation=bad).fit(X)
+    with pytest.raises(TypeError, match="dilation must be an int or a sequence of ints"):
+        ConvFeatureTransformer(dilation=(1, 2.5)).fit(X)
