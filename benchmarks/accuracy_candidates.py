@@ -52,6 +52,10 @@ from sklearn_convfeat._shapes import resolve_image_shape, to_images
 
 PYRAMID = ((1, 1), (2, 2), (4, 4))
 
+# The package's defaults when these candidates were measured (before issue 12): every
+# candidate starts from them, so that it stays what it was whatever the defaults become.
+BEFORE = dict(n_filters=64, dilation=1, center=False, pool_grid=PYRAMID)
+
 
 def _unit_rows(vectors):
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
@@ -123,12 +127,15 @@ class ResearchConv(TransformerMixin, BaseEstimator):
 
     def _conv(self, **params):
         return ConvFeatureTransformer(
-            activation=self.activation,
-            pooling=self.pooling,
-            pool_grid=self.pool_grid,
-            threshold=self.threshold,
-            max_patches=self.max_patches,
-            **params,
+            **{
+                **BEFORE,
+                "activation": self.activation,
+                "pooling": self.pooling,
+                "pool_grid": self.pool_grid,
+                "threshold": self.threshold,
+                "max_patches": self.max_patches,
+                **params,
+            }
         )
 
     def _fit_bank(self, X, images, n_filters, size, dilation, rng):
@@ -209,7 +216,9 @@ class ResearchConv(TransformerMixin, BaseEstimator):
 
 
 def _conv(**params):
-    return lambda random_state: ConvFeatureTransformer(random_state=random_state, **params)
+    return lambda random_state: ConvFeatureTransformer(
+        random_state=random_state, **{**BEFORE, **params}
+    )
 
 
 def _research(**params):
@@ -219,8 +228,10 @@ def _research(**params):
 def _stacked(first, second):
     def build(random_state):
         return make_pipeline(
-            ConvFeatureTransformer(flatten=False, random_state=random_state, **first),
-            ConvFeatureTransformer(random_state=random_state, **second),
+            ConvFeatureTransformer(
+                flatten=False, random_state=random_state, **{**BEFORE, "pool_grid": None, **first}
+            ),
+            ConvFeatureTransformer(random_state=random_state, **{**BEFORE, **second}),
         )
 
     return build
@@ -229,7 +240,10 @@ def _stacked(first, second):
 def _union(*param_sets):
     def build(random_state):
         return make_union(
-            *[ConvFeatureTransformer(random_state=random_state, **p) for p in param_sets]
+            *[
+                ConvFeatureTransformer(random_state=random_state, **{**BEFORE, **p})
+                for p in param_sets
+            ]
         )
 
     return build

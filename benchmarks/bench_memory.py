@@ -46,11 +46,20 @@ def reset_peak_rss():
         return False
 
 
+# Plain filters, features not centred: pinned where the installed version has them.
+PLAIN = {
+    name: value
+    for name, value in {"dilation": 1, "center": False}.items()
+    if name in ConvFeatureTransformer().get_params()
+}
+
+
 def measure(images, n_filters, n_jobs):
     """Peak bytes beyond the output of one transform: (tracemalloc, resident set or None)."""
     filters = np.random.default_rng(0).standard_normal((n_filters, 5, 5, 1), dtype=np.float32)
     pooling = {"pool_size": 4, "pool_grid": None} if n_filters <= 64 else {"pool_grid": 2}
     transformer = ConvFeatureTransformer(
+        **PLAIN,
         n_filters=n_filters,
         filter_init=filters,
         padding="valid",

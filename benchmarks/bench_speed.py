@@ -128,8 +128,18 @@ def make_data(config, n_images, seed=0):
     return images, filters
 
 
+# PyTorch's work: plain filters, features not centred. These parameters of later versions are
+# pinned where the installed version has them, so that older versions can be timed too.
+PLAIN = {
+    name: value
+    for name, value in {"dilation": 1, "center": False}.items()
+    if name in ConvFeatureTransformer().get_params()
+}
+
+
 def ours(config, filters, n_jobs):
     return ConvFeatureTransformer(
+        **PLAIN,
         n_filters=len(filters),
         filter_init=filters,
         padding="valid",

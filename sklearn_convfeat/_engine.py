@@ -116,6 +116,31 @@ def _patch_normaliser(patches_t, space, eps):
     return normalise
 
 
+def _footprint_normaliser(patches_t, space, eps, images, span, stride, band_rows, out_cols):
+    """A function normalising, in place, the taps of a dilated filter ``patches_t`` ``(n, taps,
+    positions)`` by the mean and variance of its whole footprint ``span`` (``eps`` added to the
+    variance): a local contrast normalisation at the scale the filter sees. ``images`` is the
+    fixed padded view ``(n, rows, cols, C)`` whose ``span`` windows are the footprints; their
+    moments come from box sums (:func:`patch_moments`)."""
+    n, taps, positions = patches_t.shape
+    mean = space["norm_mean"]((n, 1, positions))
+    scale = space["norm_scale"]((n, 1, positions))
+    grid_mean = mean.reshape(n, band_rows, out_cols)
+    grid_scale = scale.reshape(n, band_rows, out_cols)
+    eps = np.float32(eps)
+
+    def normalise():
+        moments = patch_moments(images, span, stride, "valid")
+        for moment, out in zip(moments, (grid_mean, grid_scale), strict=True):
+            np.copyto(out, moment[:, :band_rows, :out_cols])
+        np.add(scale, eps, out=scale)
+        np.sqrt(scale, out=scale)
+        np.subtract(patches_t, mean, out=patches_t)
+        np.divide(patches_t, scale, out=patches_t)
+
+    return normalise
+
+
 def _multiplier(patches_t, kernel, space):
     """A function multiplying the fixed patches ``(n, taps, positions)`` with block ``k`` of
     the filters into the maps ``(n, positions, block)``: one GEMM per image, which numpy loops
@@ -150,19 +175,26 @@ def _gemm_convolver(plan, padded, band_rows, kernel, space):
     patches_t = space["patches"]((n, plan.taps, band_rows * out_cols))
     target = patches_t.reshape(n, channels, rows, cols, band_rows, out_cols)
     gathers = {}
-    for k, (dilation, (top, left)) in enumerate(plan.gathers):
+    for k, (dilation, (top, left), span) in enumerate(plan.gathers):
         # Per image, rows are filter taps (c, dy, dx), columns positions (i, j): each row is
         # copied in runs along image rows, long even for grey images where a patch is only
         # h * w values. A dilated filter's taps are ``dilation`` rows and columns apart,
-        # centred in the footprint of the most dilated one.
+        # its footprint centred in the footprint of the most dilated one.
+        corner = padded[:, :, top:, left:]
         windows = as_strided(
-            padded[:, :, top:, left:],
+            corner,
             shape=target.shape,
             strides=(s_n, s_c, s_y * dilation, s_x * dilation, s_y * stride, s_x * stride),
             writeable=False,
         )
-        eps = kernel.eps[k]
-        normalise = _patch_normaliser(patches_t, space, eps) if eps is not None else None
+        eps, normalise = kernel.eps[k], None
+        if eps is not None and dilation == 1:
+            normalise = _patch_normaliser(patches_t, space, eps)
+        elif eps is not None:
+            images = corner.transpose(0, 2, 3, 1)
+            normalise = _footprint_normaliser(
+                patches_t, space, eps, images, span, stride, band_rows, out_cols
+            )
         gathers[k] = (windows, normalise)
 
     def prepare(k):
@@ -604,7 +636,7 @@ class _Kernel:
         if eps is not None and np.ndim(eps) == 0:
             eps = (eps,) * len(groups)
         self.eps = [
-            None if eps is None else eps[groups.index(dilation)] for dilation, _ in plan.gathers
+            None if eps is None else eps[groups.index(dilation)] for dilation, _, _ in plan.gathers
         ]
         self.bias = None if bias is None else np.asarray(bias, dtype=np.float32)
         self.filter_sums = [filters[block].sum(axis=(1, 2, 3)) for block in blocks]

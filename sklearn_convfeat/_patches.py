@@ -61,19 +61,15 @@ def sample_patches(images, patch_size, max_patches, random_state):
     return np.concatenate(parts).astype(np.float64)
 
 
-def sample_taps(images, filter_size, dilation, max_patches, random_state):
-    """A random sample of the values that a filter of ``filter_size`` at ``dilation`` sees: its
-    taps, ``dilation`` pixels apart, in patches of its footprint ``(h - 1) * dilation + 1`` by
-    ``(w - 1) * dilation + 1`` (:func:`sample_patches`; with ``dilation=1``, the same sample).
+def dilated_taps(patches, patch_size, dilation):
+    """The values of flattened ``patches`` of ``patch_size`` (a dilated filter's footprint)
+    under the filter's taps, ``dilation`` pixels apart.
 
     Returns
     -------
-    taps : ndarray of shape (n_patches, h * w * channels), float64
+    taps : ndarray of shape (n_patches, h * w * channels)
     """
-    rows, cols = filter_size
-    footprint = ((rows - 1) * dilation + 1, (cols - 1) * dilation + 1)
-    patches = sample_patches(images, footprint, max_patches, random_state)
-    patches = patches.reshape(len(patches), *footprint, -1)[:, ::dilation, ::dilation]
+    patches = patches.reshape(len(patches), *patch_size, -1)[:, ::dilation, ::dilation]
     return patches.reshape(len(patches), -1)
 
 

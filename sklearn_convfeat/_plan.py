@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._shapes import conv_output_size, padding_widths
+from ._shapes import conv_output_size, footprint, padding_widths
 from ._variants import ACTIVATIONS, POOLINGS
 
 # The pooling when neither pool_size nor pool_grid is given: a spatial pyramid of the whole map,
@@ -356,9 +356,10 @@ class Plan:
         ``((top, bottom), (left, right))`` zeros, and the padded image's ``(rows, cols)``.
     taps, gathers, regathers : int, tuple, tuple
         Values of one patch, ``h * w * C``; for each block of filters, the ``(dilation,
-        (top, left))`` of its patches' taps within the footprint (blocks never span two
-        dilations), and whether the patches are gathered for it (the first block, and each
-        block whose gather differs from the one before).
+        (top, left), (rows, cols))`` of its patches: their taps start at ``(top, left)`` in
+        the footprint and span ``(rows, cols)`` (blocks never span two dilations); and whether
+        the patches are gathered for it (the first block, and each block whose gather differs
+        from the one before).
     method : {'gemm', 'fft'}
     activation, threshold, pooling : str, float, str
         As the parameters; ``n_maps`` is ``n_filters`` times the activation's maps per filter.
@@ -503,6 +504,13 @@ class Plan:
                     norm_scale=((n, 1, positions), f32),
                     norm_squares=((n, self.taps, positions), f32),
                 )
+            if self.patch_norm and self.footprint != self.filter_size:
+                # Dilated filters: their footprints' moments from summed-area tables, float64.
+                buffers.update(
+                    tmp_squares=((n, height, width, channels), f64),
+                    tmp_tables=((4, n, height + 1, width + 1), f64),
+                    tmp_moments=((4, n, band, cols), f64),
+                )
         buffers["maps"] = ((n, positions, block), f32)
         if self.sums_parts is not None:
             # The first of two shifts is taken out of place; pooling reads the maps alone.
@@ -613,15 +621,14 @@ def _plan(**decisions):
     else:
         output_shape = (*levels[0].shape, n_maps)
     longest = max(stop - start for start, stop in decisions["bands"])
-    footprint = _footprint(decisions["filter_size"], decisions["dilations"])
+    largest = max(dilation for dilation, _ in decisions["dilations"])
+    whole = footprint(decisions["filter_size"], largest)
     # Each dilation's taps, centred in the footprint; each block's are its group's.
     group_gathers, group_starts, first = [], [], 0
     for dilation, count in decisions["dilations"]:
-        spans = _footprint(decisions["filter_size"], ((dilation, count),))
-        offsets = tuple(
-            (whole - 1) // 2 - (span - 1) // 2 for whole, span in zip(footprint, spans, strict=True)
-        )
-        group_gathers.append((dilation, offsets))
+        spans = footprint(decisions["filter_size"], dilation)
+        offsets = tuple((w - 1) // 2 - (s - 1) // 2 for w, s in zip(whole, spans, strict=True))
+        group_gathers.append((dilation, offsets, spans))
         group_starts.append(first)
         first += count
     gathers = [
@@ -642,9 +649,9 @@ def _plan(**decisions):
         n_maps=n_maps,
         maps_per_filter=maps_per_filter,
         padded_shape=(height + top + bottom, width + left + right),
-        padded_rows=decisions["stride"] * (longest - 1) + footprint[0],
+        padded_rows=decisions["stride"] * (longest - 1) + whole[0],
         taps=math.prod(decisions["filter_size"]) * channels,
-        footprint=footprint,
+        footprint=whole,
         gathers=tuple(gathers),
         regathers=tuple(k == 0 or gathers[k] != gathers[k - 1] for k in range(len(gathers))),
         pool_first=pool_first,
@@ -657,12 +664,6 @@ def _plan(**decisions):
         largest_region=max(level.largest for level in levels),
     )
     return replace(plan, bytes_per_image=_nbytes(plan.chunk_buffers(1)))
-
-
-def _footprint(filter_size, dilations):
-    """The ``(rows, cols)`` that filters of ``filter_size`` span at the largest dilation."""
-    largest = max(dilation for dilation, _ in dilations)
-    return tuple((size - 1) * largest + 1 for size in filter_size)
 
 
 def _nbytes(buffers):
@@ -778,13 +779,13 @@ def make_plan(
     dilations = tuple((int(dilation), int(count)) for dilation, count in dilations)
     if sum(count for _, count in dilations) != n_filters:
         raise ValueError(f"dilations {dilations} do not share n_filters={n_filters}.")
-    footprint = _footprint(filter_size, dilations)
+    spans = footprint(filter_size, max(dilation for dilation, _ in dilations))
     map_shape = tuple(
         conv_output_size(length, size, stride, padding)
-        for length, size in zip(image_shape[:2], footprint, strict=True)
+        for length, size in zip(image_shape[:2], spans, strict=True)
     )
     levels, order = _levels(spec, map_shape, clip=not fixed_regions)
-    dilated = footprint != filter_size
+    dilated = spans != filter_size
     if method == "auto":
         method = "gemm" if dilated else choose_method(image_shape, filter_size, stride, padding)
     elif method == "fft" and dilated:
@@ -806,7 +807,7 @@ def make_plan(
         filter_size=filter_size,
         dilations=dilations,
         stride=int(stride),
-        padding=padding_widths(footprint, padding),
+        padding=padding_widths(spans, padding),
         map_shape=map_shape,
         method=method,
         activation=activation,

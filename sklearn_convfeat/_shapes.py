@@ -106,6 +106,12 @@ def clip_filter_size(filter_size, image_shape):
     return min(rows, image_shape[0]), min(cols, image_shape[1])
 
 
+def footprint(filter_size, dilation):
+    """The ``(rows, cols)`` of image that a filter of ``filter_size`` spans at ``dilation``:
+    ``(h - 1) * dilation + 1`` by ``(w - 1) * dilation + 1``."""
+    return tuple((size - 1) * dilation + 1 for size in filter_size)
+
+
 def padding_widths(filter_size, padding):
     """Zero padding ``((top, bottom), (left, right))`` of a padding mode.
 

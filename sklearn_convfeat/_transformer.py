@@ -19,14 +19,21 @@ from ._engine import pooled_features_of_groups
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
 from ._limits import bank_bytes, check_feature_range, check_memory, format_bytes, transform_bytes
 from ._patches import (
+    dilated_taps,
     fold_preprocessing,
     normalize_patches,
     patch_norm_eps,
-    sample_taps,
+    sample_patches,
     zca_whitening,
 )
 from ._plan import check_pair, make_plan, parse_pooling
-from ._shapes import check_sample_shape, clip_filter_size, resolve_image_shape, to_images
+from ._shapes import (
+    check_sample_shape,
+    clip_filter_size,
+    footprint,
+    resolve_image_shape,
+    to_images,
+)
 from ._threads import thread_count
 from ._variants import ACTIVATIONS, POOLINGS
 
@@ -544,10 +551,14 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             images = X if ragged else to_images(X, image_shape)
             eps, banks = [], []
             for dilation, count in groups:
-                taps = sample_taps(images, filter_size, dilation, self.max_patches, random_state)
+                # Patches of the footprint, normalised as a whole (a local contrast
+                # normalisation at the scale the filter sees), then the values under its taps.
+                span = footprint(filter_size, dilation)
+                patches = sample_patches(images, span, self.max_patches, random_state)
                 if self.patch_norm:
-                    eps.append(patch_norm_eps(taps))
-                    taps = normalize_patches(taps, eps[-1])
+                    eps.append(patch_norm_eps(patches))
+                    patches = normalize_patches(patches, eps[-1])
+                taps = dilated_taps(patches, span, dilation)
                 if learnt:
                     banks.append(self._learn_bank(taps, count, random_state))
             eps = tuple(eps) if self.patch_norm else None
@@ -658,7 +669,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         sides = list(zip(filter_size, image_shape[:2], strict=True))
 
         def spans_at_most(d, limit):
-            return all((k - 1) * d + 1 <= limit(k, side) for k, side in sides)
+            spans = footprint(filter_size, d)
+            return all(span <= limit(k, side) for span, (k, side) in zip(spans, sides, strict=True))
 
         kept = [d for d in dilations if spans_at_most(d, lambda k, side: max(k, 2 * side // 3))]
         if not kept:

@@ -60,8 +60,9 @@ def reference_maps(image, filters, stride, padding, patch_norm_eps=None, dilatio
     """Maps ``(rows, cols, n_filters)`` of one ``(H, W, C)`` image, in float64.
 
     With ``patch_norm_eps`` (one value, or one per filter), every patch is brought to zero mean
-    and unit variance (the values a filter's taps see, over rows, columns and channels,
-    ``patch_norm_eps`` added to the variance) before it meets the filter. ``dilations`` (one
+    and unit variance (over the rows, columns and channels of the filter's footprint, the
+    pixels between a dilated filter's taps included; ``patch_norm_eps`` added to the variance)
+    before it meets the filter. ``dilations`` (one
     per filter) spaces each filter's taps; all filters are centred on the positions of the
     most dilated one.
     """
@@ -95,9 +96,10 @@ def reference_maps(image, filters, stride, padding, patch_norm_eps=None, dilatio
                     (whole - 1) // 2 - (span - 1) // 2
                     for whole, span in zip(size, spans, strict=True)
                 )
-                patch = window[top : top + spans[0] : d, left : left + spans[1] : d].ravel()
+                # Normalised over its whole footprint, then the values under its taps.
+                patch = window[top : top + spans[0], left : left + spans[1]]
                 patch = (patch - patch.mean()) / np.sqrt(patch.var() + eps[f])
-                maps[i, j, f] = taps[f].ravel() @ patch
+                maps[i, j, f] = taps[f].ravel() @ patch[::d, ::d].ravel()
     return maps
 
 

@@ -331,6 +331,31 @@ WORKING_CASES = [
     ((27, 27, 3), (64, 6, 6, 3), "valid", np.float32, None, 1, "gemm", {"pool_grid": 2}),
     # More taps than filters: normalising the patches holds their squares.
     ((32, 32, 3), (8, 9, 9, 3), "same", np.float32, None, 1, "gemm", {"patch_norm_eps": 0.1}),
+    # Dilated filters: their footprints' moments from summed-area tables.
+    (
+        (28, 28, 1),
+        (64, 4, 4, 1),
+        "same",
+        np.float32,
+        None,
+        1,
+        "gemm",
+        {
+            "patch_norm_eps": (0.1, 0.2, 0.3),
+            "dilations": ((1, 16), (2, 16), (3, 32)),
+            "pool_grid": [(1, 1), (2, 2), (3, 3)],
+        },
+    ),
+    (
+        (40, 36, 3),
+        (16, 4, 4, 3),
+        "valid",
+        np.uint8,
+        7,
+        2,
+        "gemm",
+        {"patch_norm_eps": (0.1, 0.2), "dilations": ((1, 8), (3, 8)), "pooling": "avg"},
+    ),
 ]
 
 
@@ -360,6 +385,7 @@ def test_working_bytes_bounds_the_peak_memory_beyond_the_output(
         flatten=True,
         patch_norm="patch_norm_eps" in encoding,
         method=method,
+        dilations=encoding.get("dilations"),
     )
     run = dict(n_jobs=n_jobs, batch_size=batch_size)
     eps = encoding.get("patch_norm_eps")
