@@ -153,7 +153,7 @@ def ours(config, filters, n_jobs):
     )
 
 
-def plan_of(config, method="auto"):
+def plan_of(config, method="auto", tile_budget=None):
     return make_plan(
         image_shape=config.image_shape,
         filter_size=(config.filter_size,) * 2,
@@ -167,6 +167,7 @@ def plan_of(config, method="auto"):
         flatten=False,
         patch_norm=False,
         method=method,
+        tile_budget=tile_budget,
     )
 
 

@@ -31,11 +31,10 @@ if __name__ == "__main__":
 import argparse  # noqa: E402
 
 import numpy as np  # noqa: E402
-from bench_speed import CONFIGS, blas_report, conv_flops, gemm_rate, make_data  # noqa: E402
+from bench_speed import CONFIGS, blas_report, conv_flops, gemm_rate, make_data, plan_of  # noqa: E402
 
 import sklearn_convfeat._engine as engine  # noqa: E402
 import sklearn_convfeat._variants as variants  # noqa: E402
-from sklearn_convfeat._plan import make_plan, parse_pooling  # noqa: E402
 
 IMAGES = {"A": 4_000, "B": 1_000, "C": 100, "MOSAIKS": 16, "F": 200}
 
@@ -91,20 +90,8 @@ def main():
     for name in args.configs.split(","):
         config = CONFIGS[name]
         images, filters = make_data(config, IMAGES[name])
-        plan = make_plan(
-            image_shape=config.image_shape,
-            filter_size=(config.filter_size,) * 2,
-            n_filters=config.n_filters,
-            stride=1,
-            padding="valid",
-            activation=config.activation,
-            threshold=0.0,
-            pooling=config.pooling,
-            spec=parse_pooling(config.pool_size, config.pool_grid, False),
-            flatten=False,
-            patch_norm=False,
-            tile_budget=None if args.tile_budget is None else int(args.tile_budget * 2**20),
-        )
+        budget = None if args.tile_budget is None else int(args.tile_budget * 2**20)
+        plan = plan_of(config, tile_budget=budget)
         engine.pooled_features(images[:2], plan, filters)
         best = None
         for _ in range(args.repeats):

@@ -98,6 +98,15 @@ ENCODINGS = {
 }
 
 
+def _encoded(encoding, n_filters, stride, padding, activation, pooling):
+    """The reference's arguments of a case with ``ENCODINGS[encoding]`` (a random bias)."""
+    params = dict(stride=stride, padding=padding, activation=activation, pooling=pooling)
+    params.update(ENCODINGS[encoding])
+    if params.get("bias"):
+        params["bias"] = np.random.default_rng(1).standard_normal(n_filters).astype(np.float32)
+    return params
+
+
 def _data(image_shape, filter_shape, n_images=5, seed=0):
     rng = np.random.default_rng(seed)
     images = rng.standard_normal((n_images, *image_shape)).astype(np.float32)
@@ -129,18 +138,8 @@ def test_every_path_matches_the_correlate2d_reference(
     pool_grid,
 ):
     images, filters = _data(image_shape, filter_shape)
-    params = dict(
-        stride=stride,
-        padding=padding,
-        activation=activation,
-        pooling=pooling,
-        pool_size=pool_size,
-        pool_grid=pool_grid,
-        **ENCODINGS[encoding],
-    )
-    if params.get("bias"):
-        params["bias"] = np.random.default_rng(1).standard_normal(filter_shape[0])
-        params["bias"] = params["bias"].astype(np.float32)
+    params = _encoded(encoding, filter_shape[0], stride, padding, activation, pooling)
+    params.update(pool_size=pool_size, pool_grid=pool_grid)
     features = engine_features(
         images, filters, method=method, tile_budget=TILINGS[tiling], **params
     )
@@ -476,18 +475,8 @@ def test_dilated_filters_match_the_reference(
     centred on the positions of the most dilated, the patch normalisation over the taps with
     one variance per dilation; against zero-stuffed filters of the largest footprint."""
     images, filters = _data(image_shape, filter_shape)
-    params = dict(
-        stride=stride,
-        padding=padding,
-        activation=activation,
-        pooling=pooling,
-        pool_size=pool_size,
-        pool_grid=pool_grid,
-        **ENCODINGS[encoding],
-    )
-    if params.get("bias"):
-        params["bias"] = np.random.default_rng(1).standard_normal(filter_shape[0])
-        params["bias"] = params["bias"].astype(np.float32)
+    params = _encoded(encoding, filter_shape[0], stride, padding, activation, pooling)
+    params.update(pool_size=pool_size, pool_grid=pool_grid)
     reference_eps = None
     if "patch_norm_eps" in params:
         # One variance per dilation, as fit learns them.
