@@ -116,12 +116,37 @@ def _patch_normaliser(patches_t, space, eps):
     return normalise
 
 
+def _box_moments(images, span, stride, rows, cols):
+    """Mean and variance of the ``span`` windows of ``images`` ``(n, H, W, C)`` (over their
+    rows, columns and channels) at the first ``rows`` x ``cols`` positions of ``stride``, in
+    float64: window sums down the columns as ``span[0]`` additions of shifted rows, then
+    across as differences of cumulative sums. Only the rows and columns these positions read
+    are touched: a band of one map row reads ``span[0]`` image rows."""
+    n, channels = images.shape[0], images.shape[3]
+    (fr, fc), count = span, span[0] * span[1] * images.shape[3]
+    used_cols = stride * (cols - 1) + fc
+    moments = []
+    for power in (1, 2):
+        values = images[:, : stride * (rows - 1) + fr, :used_cols]
+        values = values.astype(np.float64) if power == 1 else np.square(values, dtype=np.float64)
+        plane = values.sum(axis=3) if channels > 1 else values[..., 0]
+        down = plane[:, 0 : stride * (rows - 1) + 1 : stride].copy()
+        for dy in range(1, fr):
+            down += plane[:, dy : dy + stride * (rows - 1) + 1 : stride]
+        table = np.zeros((n, rows, used_cols + 1))
+        np.cumsum(down, axis=2, out=table[:, :, 1:])
+        ends = table[:, :, fc : fc + stride * (cols - 1) + 1 : stride]
+        moments.append((ends - table[:, :, 0 : stride * (cols - 1) + 1 : stride]) / count)
+    mean, mean_square = moments
+    return mean, np.maximum(mean_square - mean**2, 0)
+
+
 def _footprint_normaliser(patches_t, space, eps, images, span, stride, band_rows, out_cols):
     """A function normalising, in place, the taps of a dilated filter ``patches_t`` ``(n, taps,
     positions)`` by the mean and variance of its whole footprint ``span`` (``eps`` added to the
     variance): a local contrast normalisation at the scale the filter sees. ``images`` is the
     fixed padded view ``(n, rows, cols, C)`` whose ``span`` windows are the footprints; their
-    moments come from box sums (:func:`patch_moments`)."""
+    moments come from box sums (:func:`_box_moments`)."""
     n, taps, positions = patches_t.shape
     mean = space["norm_mean"]((n, 1, positions))
     scale = space["norm_scale"]((n, 1, positions))
@@ -130,9 +155,9 @@ def _footprint_normaliser(patches_t, space, eps, images, span, stride, band_rows
     eps = np.float32(eps)
 
     def normalise():
-        moments = patch_moments(images, span, stride, "valid")
+        moments = _box_moments(images, span, stride, band_rows, out_cols)
         for moment, out in zip(moments, (grid_mean, grid_scale), strict=True):
-            np.copyto(out, moment[:, :band_rows, :out_cols])
+            np.copyto(out, moment, casting="same_kind")
         np.add(scale, eps, out=scale)
         np.sqrt(scale, out=scale)
         np.subtract(patches_t, mean, out=patches_t)
@@ -417,8 +442,8 @@ def _band_pooler(plan, space, levels, kernel, sums):
     from the maps, combined into the levels' buffers ``levels`` (initialised to the
     reduction's identity): regions that span several bands get each band's part. With sums
     of parts, the maps are the products alone, summed into ``sums`` (initialised to zero).
-    The views of each band and block are made at its first tile and kept: the same buffers
-    serve every chunk."""
+    The views of each band and block are made at its first tile and kept (the same buffers
+    serve every chunk) if the plan keeps its tiles' views; else as each band comes."""
     reduce = POOLINGS[plan.pooling].reduce
     cols = plan.map_shape[1]
     parts = [
@@ -454,7 +479,9 @@ def _band_pooler(plan, space, levels, kernel, sums):
     def pool(maps, band, block):
         steps = made.get((band, block))
         if steps is None:
-            steps = made[band, block] = steps_of(maps, band, block)
+            steps = steps_of(maps, band, block)
+            if plan.kept_tiles:
+                made[band, block] = steps
         for step in steps:
             step()
 

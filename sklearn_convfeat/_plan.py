@@ -69,6 +69,11 @@ CALL_BYTES = 2**20
 # on a 1500x1000 photo's 215 bands.
 TILE_VIEW_BYTES = 2**12
 
+# Tiles whose views are kept, at most (1 MiB of views): a larger image makes its views as its
+# bands come, so that memory does not grow with its height (a 3000x4000 photo in 3000 bands
+# of 3 blocks kept 36 MiB of views, for no gain: one image visits each band once).
+KEPT_TILES = 256
+
 # Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
 # * log2(P) + FFT_COST_PER_CHANNEL * C`` per point ``P`` of the padded image. Fitted to the
 # crossovers measured with ``benchmarks/bench_speed.py --crossover`` on a 2-core x86 machine
@@ -386,9 +391,10 @@ class Plan:
         number; the map values of the largest region.
     chunk, bands, blocks, padded_rows : int, tuple, tuple, int
         The tiling; the padded rows that the longest band reads.
-    bytes_per_image : int
+    bytes_per_image, kept_tiles : int
         Bytes of a chunk's buffers per image (:meth:`chunk_buffers`), the FFT's filter
-        spectra excepted.
+        spectra excepted; the tiles of a banded plan whose views are made once and kept (all
+        of them, up to :data:`KEPT_TILES`; else none).
     """
 
     image_shape: tuple
@@ -427,6 +433,7 @@ class Plan:
     output_shape: tuple
     n_features: int
     largest_region: int
+    kept_tiles: int
     bytes_per_image: int = 0
 
     @property
@@ -584,8 +591,8 @@ class Plan:
         Each thread at work holds one chunk's buffers (the images are read from the caller's
         arrays into them, whatever their dtype: they are never copied whole); the FFT path adds
         the filters' spectra once, every call :data:`CALL_BYTES`, and a banded plan the
-        views of its tiles (:data:`TILE_VIEW_BYTES` each). Checked against tracemalloc's peak
-        in ``tests/test_engine.py``.
+        views of its kept tiles, or of one (:data:`TILE_VIEW_BYTES` each). Checked against
+        tracemalloc's peak in ``tests/test_engine.py``.
         """
         if batch_size is None:
             batch_size = self.batch_size(n_samples, n_threads)
@@ -593,7 +600,7 @@ class Plan:
         # Every buffer holds its chunk's images side by side: bytes grow with the chunk.
         per_thread = min(batch, self.chunk) * self.bytes_per_image
         if len(self.bands) > 1:
-            per_thread += TILE_VIEW_BYTES * len(self.bands) * len(self.blocks)
+            per_thread += TILE_VIEW_BYTES * max(1, self.kept_tiles)
         threads = min(n_threads, math.ceil(n_samples / batch))
         return threads * per_thread + self.filter_spectra_bytes() + CALL_BYTES
 
@@ -621,6 +628,7 @@ def _plan(**decisions):
     else:
         output_shape = (*levels[0].shape, n_maps)
     longest = max(stop - start for start, stop in decisions["bands"])
+    tiles = len(decisions["bands"]) * len(decisions["blocks"])
     largest = max(dilation for dilation, _ in decisions["dilations"])
     whole = footprint(decisions["filter_size"], largest)
     # Each dilation's taps, centred in the footprint; each block's are its group's.
@@ -662,6 +670,7 @@ def _plan(**decisions):
         output_shape=output_shape,
         n_features=math.prod(output_shape),
         largest_region=max(level.largest for level in levels),
+        kept_tiles=0 if len(decisions["bands"]) == 1 or tiles > KEPT_TILES else tiles,
     )
     return replace(plan, bytes_per_image=_nbytes(plan.chunk_buffers(1)))
 
