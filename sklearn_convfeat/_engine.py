@@ -24,7 +24,9 @@ How the work is laid out, and why:
   contiguous runs even for grey images, where a patch is only ``h * w`` values. A float32
   matrix product with the filters per image (looped over in C) gives the maps, channels-last.
   With ``patch_norm``, the patches are normalised before the product (on ``h * w * C``
-  values per position rather than ``n_filters``).
+  values per position rather than ``n_filters``). Dilated filters are gathered the same way,
+  their taps ``dilation`` rows and columns apart, once per dilation (blocks of filters never
+  span two), and normalised by the moments of their whole footprint (window sums).
 - Pooling reads every map value once, so its cost is set by how many NumPy inner loops it
   takes: for equal windows of several columns, the GEMM path orders positions by column
   phase (:func:`_phased_gemm_convolver`) so that pooling reduces whole blocks; a grid's

@@ -1,12 +1,13 @@
 """The plan of a transform: everything that depends only on the parameters and the image shape.
 
 :func:`make_plan` decides it once per image shape, into one plain, immutable :class:`Plan`: the
-filter size after clipping, the padding, the maps' shape, the convolution method, the pooling
-regions and the order in which a pyramid's grids are pooled, the layout of the maps, how the
-work is tiled (images per chunk, bands of map rows, blocks of filters), every buffer a tile
-uses (which is both what the engine allocates and what the memory check counts), the output
-shape and the feature names. ``transform``, the memory check, ``get_feature_names_out``, the
-Dask path and the plots all read it; the engine runs it.
+filter size after clipping, the filters' dilations and the footprint they span, the padding,
+the maps' shape, the convolution method, the pooling regions and the order in which a
+pyramid's grids are pooled, the layout of the maps, how the work is tiled (images per chunk,
+bands of map rows, blocks of filters), every buffer a tile uses (which is both what the engine
+allocates and what the memory check counts), the output shape and the feature names.
+``transform``, the memory check, ``get_feature_names_out``, the Dask path and the plots all
+read it; the engine runs it.
 
 Only :func:`parse_pooling` looks at the types of ``pool_size`` and ``pool_grid``.
 """
