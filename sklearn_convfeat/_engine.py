@@ -118,37 +118,12 @@ def _patch_normaliser(patches_t, space, eps):
     return normalise
 
 
-def _box_moments(images, span, stride, rows, cols):
-    """Mean and variance of the ``span`` windows of ``images`` ``(n, H, W, C)`` (over their
-    rows, columns and channels) at the first ``rows`` x ``cols`` positions of ``stride``, in
-    float64: window sums down the columns as ``span[0]`` additions of shifted rows, then
-    across as differences of cumulative sums. Only the rows and columns these positions read
-    are touched: a band of one map row reads ``span[0]`` image rows."""
-    n, channels = images.shape[0], images.shape[3]
-    (fr, fc), count = span, span[0] * span[1] * images.shape[3]
-    used_cols = stride * (cols - 1) + fc
-    moments = []
-    for power in (1, 2):
-        values = images[:, : stride * (rows - 1) + fr, :used_cols]
-        values = values.astype(np.float64) if power == 1 else np.square(values, dtype=np.float64)
-        plane = values.sum(axis=3) if channels > 1 else values[..., 0]
-        down = plane[:, 0 : stride * (rows - 1) + 1 : stride].copy()
-        for dy in range(1, fr):
-            down += plane[:, dy : dy + stride * (rows - 1) + 1 : stride]
-        table = np.zeros((n, rows, used_cols + 1))
-        np.cumsum(down, axis=2, out=table[:, :, 1:])
-        ends = table[:, :, fc : fc + stride * (cols - 1) + 1 : stride]
-        moments.append((ends - table[:, :, 0 : stride * (cols - 1) + 1 : stride]) / count)
-    mean, mean_square = moments
-    return mean, np.maximum(mean_square - mean**2, 0)
-
-
 def _footprint_normaliser(patches_t, space, eps, images, span, stride, band_rows, out_cols):
     """A function normalising, in place, the taps of a dilated filter ``patches_t`` ``(n, taps,
     positions)`` by the mean and variance of its whole footprint ``span`` (``eps`` added to the
     variance): a local contrast normalisation at the scale the filter sees. ``images`` is the
     fixed padded view ``(n, rows, cols, C)`` whose ``span`` windows are the footprints; their
-    moments come from box sums (:func:`_box_moments`)."""
+    moments come from window sums (:func:`patch_moments`)."""
     n, taps, positions = patches_t.shape
     mean = space["norm_mean"]((n, 1, positions))
     scale = space["norm_scale"]((n, 1, positions))
@@ -157,9 +132,9 @@ def _footprint_normaliser(patches_t, space, eps, images, span, stride, band_rows
     eps = np.float32(eps)
 
     def normalise():
-        moments = _box_moments(images, span, stride, band_rows, out_cols)
+        moments = patch_moments(images, span, stride, "valid", (band_rows, out_cols))
         for moment, out in zip(moments, (grid_mean, grid_scale), strict=True):
-            np.copyto(out, moment, casting="same_kind")
+            np.copyto(out, moment)
         np.add(scale, eps, out=scale)
         np.sqrt(scale, out=scale)
         np.subtract(patches_t, mean, out=patches_t)
@@ -203,6 +178,8 @@ def _gemm_convolver(plan, padded, band_rows, kernel, space):
     target = patches_t.reshape(n, channels, rows, cols, band_rows, out_cols)
     gathers = {}
     for k, (dilation, (top, left), span) in enumerate(plan.gathers):
+        if not plan.regathers[k]:
+            continue  # the patches of the block before
         # Per image, rows are filter taps (c, dy, dx), columns positions (i, j): each row is
         # copied in runs along image rows, long even for grey images where a patch is only
         # h * w values. A dilated filter's taps are ``dilation`` rows and columns apart,
@@ -299,9 +276,10 @@ def _fft_convolver(plan, padded, band_rows, kernel, space):
         state["spectra"] = scipy.fft.rfft2(padded)
         if eps is not None:
             images = padded.transpose(0, 2, 3, 1)
-            mean, var = patch_moments(images, plan.filter_size, stride, "valid")
-            state["mean"] = mean[:, :band_rows, :, None]
-            state["scale"] = np.sqrt(var[:, :band_rows] + np.float32(eps))[..., None]
+            positions = (band_rows, out_cols)
+            mean, var = patch_moments(images, plan.filter_size, stride, "valid", positions)
+            state["mean"] = mean[..., None]
+            state["scale"] = np.sqrt(var + np.float32(eps))[..., None]
 
     def multiply(k):
         spectra, filters = state["spectra"], kernel.spectra[k]
@@ -621,12 +599,7 @@ def _sums_combiner(plan, bias, sums, levels):
                 # A relu is never negative; its sum, a difference of two rounded sums, may be
                 # by a rounding error when all the values of a region are below the threshold.
                 steps.append(partial(np.maximum, target, zeros, out=target))
-
-    def combine():
-        for step in steps:
-            step()
-
-    return combine
+    return _runner(steps)
 
 
 def _phased_pooler(plan, maps, reduce, space, level, slices):
@@ -732,9 +705,7 @@ def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
             pool = _map_pooler(plan, activated, block, space, levels)
         blocks.append((block, bias, activated, pool))
 
-    activates = plan.activates_maps
-
-    regathers = plan.regathers
+    activates, regathers, threshold = plan.activates_maps, plan.regathers, plan.threshold
 
     def run(band):
         for k, (block, bias, activated, pool) in enumerate(blocks):
@@ -744,7 +715,7 @@ def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
             if activates:
                 if bias is not None:
                     np.add(maps, bias, out=maps)
-                activation.apply(maps, plan.threshold, activated)
+                activation.apply(maps, threshold, activated)
                 if prepare_pooling is not None:
                     prepare_pooling(activated)
             if pool is None:

@@ -122,32 +122,47 @@ def fold_preprocessing(filters, mean, whitening):
     return folded, -(folded @ mean)
 
 
-def patch_moments(images, patch_size, stride, padding):
+def patch_moments(images, patch_size, stride, padding, positions=None):
     """Mean and variance of every patch a convolution sees, over its pixels and channels.
 
-    Sums over windows come from summed-area tables (float64, so that the variance does not
-    suffer from cancellation), with the zero padding of ``padding`` (``'same'`` as
+    Sums over windows in float64 (so that the variance does not suffer from cancellation):
+    down the columns as ``patch_size[0]`` additions of shifted rows, then across as
+    differences of cumulative sums, with the zero padding of ``padding`` (``'same'`` as
     :func:`scipy.signal.correlate2d`; the engine passes images it has padded already, with
-    ``'valid'``).
+    ``'valid'``). With ``positions=(rows, cols)``, only the first ``rows`` x ``cols``
+    positions, and only the pixels they read (a band of one row of a large image reads
+    ``patch_size[0]`` rows of it).
 
     Returns
     -------
     mean, var : ndarrays of shape (n, rows, cols), float32
     """
-    rows, cols = patch_size
+    size_rows, size_cols = patch_size
     (top, bottom), (left, right) = padding_widths(patch_size, padding)
-    count = rows * cols * images.shape[3]
+    if positions is None:
+        positions = [
+            (length + before + after - size) // stride + 1
+            for length, (before, after), size in zip(
+                images.shape[1:3], ((top, bottom), (left, right)), patch_size, strict=True
+            )
+        ]
+    rows, cols = positions
+    used_rows, used_cols = stride * (rows - 1) + size_rows, stride * (cols - 1) + size_cols
+    # Rows and columns past the used ones in the padded image are past them unpadded too.
+    images = images[:, :used_rows, :used_cols]
+    count = size_rows * size_cols * images.shape[3]
     moments = []
     for values in (images, np.square(images, dtype=np.float64)):
-        summed = values.sum(axis=3, dtype=np.float64)
-        table = np.pad(summed, ((0, 0), (top + 1, bottom), (left + 1, right)))
-        table = table.cumsum(axis=1).cumsum(axis=2)
-        sums = (
-            table[:, rows:, cols:]
-            - table[:, :-rows, cols:]
-            - table[:, rows:, :-cols]
-            + table[:, :-rows, :-cols]
-        )
-        moments.append(sums[:, ::stride, ::stride] / count)
+        plane = values.sum(axis=3, dtype=np.float64)
+        if top or bottom or left or right:
+            plane = np.pad(plane, ((0, 0), (top, bottom), (left, right)))
+        plane = plane[:, :used_rows, :used_cols]
+        down = plane[:, 0 : stride * (rows - 1) + 1 : stride].copy()
+        for dy in range(1, size_rows):
+            down += plane[:, dy : dy + stride * (rows - 1) + 1 : stride]
+        table = np.zeros((len(plane), rows, used_cols + 1))
+        np.cumsum(down, axis=2, out=table[:, :, 1:])
+        ends = table[:, :, size_cols : size_cols + stride * (cols - 1) + 1 : stride]
+        moments.append((ends - table[:, :, 0 : stride * (cols - 1) + 1 : stride]) / count)
     mean, mean_square = moments
     return mean.astype(np.float32), np.maximum(mean_square - mean**2, 0).astype(np.float32)

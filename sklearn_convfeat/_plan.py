@@ -492,7 +492,7 @@ class Plan:
                 tmp_maps_first=((n, block, band, width), f32),
             )
             if self.patch_norm:
-                # Summed-area tables of the values and of their squares, in float64.
+                # Window sums of the values and of their squares, in float64.
                 buffers.update(
                     tmp_tables=((4, n, height + 1, width + 1), f64),
                     tmp_moments=((4, n, band, cols), f64),
@@ -513,7 +513,7 @@ class Plan:
                     norm_squares=((n, self.taps, positions), f32),
                 )
             if self.patch_norm and self.footprint != self.filter_size:
-                # Dilated filters: their footprints' moments from summed-area tables, float64.
+                # Dilated filters: their footprints' moments from window sums, in float64.
                 buffers.update(
                     tmp_squares=((n, height, width, channels), f64),
                     tmp_tables=((4, n, height + 1, width + 1), f64),
@@ -644,8 +644,8 @@ def _plan(**decisions):
         group_gathers[bisect.bisect_right(group_starts, start) - 1]
         for start, _ in decisions["blocks"]
     ]
-    pool_first = POOLINGS[decisions["pooling"]].is_max and activation.monotone
     pooling = POOLINGS[decisions["pooling"]]
+    pool_first = pooling.is_max and activation.monotone
     sums_parts = None
     if pooling.reduce is np.add and pooling.prepare is None and not pooling.root:
         sums_parts = None if decisions["phased"] else activation.parts

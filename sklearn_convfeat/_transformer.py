@@ -666,16 +666,17 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         the image size.
         """
         dilations = sorted(_dilations(self.dilation))
-        sides = list(zip(filter_size, image_shape[:2], strict=True))
+        sides = image_shape[:2]
+        rule = [max(k, 2 * side // 3) for k, side in zip(filter_size, sides, strict=True)]
 
-        def spans_at_most(d, limit):
+        def spans_within(d, limits):
             spans = footprint(filter_size, d)
-            return all(span <= limit(k, side) for span, (k, side) in zip(spans, sides, strict=True))
+            return all(span <= limit for span, limit in zip(spans, limits, strict=True))
 
-        kept = [d for d in dilations if spans_at_most(d, lambda k, side: max(k, 2 * side // 3))]
+        kept = [d for d in dilations if spans_within(d, rule)]
         if not kept:
-            fitting = range(min(dilations[0], max(image_shape[:2])), 0, -1)
-            kept = [next(d for d in fitting if spans_at_most(d, lambda k, side: side))]
+            fitting = range(min(dilations[0], max(sides)), 0, -1)
+            kept = [next(d for d in fitting if spans_within(d, sides))]
         kept = kept[: self.n_filters]
         share, extra = divmod(self.n_filters, len(kept))
         return tuple((d, share + (i < extra)) for i, d in enumerate(kept))
