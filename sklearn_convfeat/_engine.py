@@ -56,7 +56,7 @@ from joblib import Parallel, delayed
 from numpy.lib.stride_tricks import as_strided
 from sklearn.utils import gen_batches
 
-from ._patches import patch_moments
+from ._patches import patch_moments, smooth
 from ._plan import regions as make_regions
 from ._threads import single_threaded_blas, thread_count
 from ._variants import ACTIVATIONS, POOLINGS
@@ -162,13 +162,14 @@ def _multiplier(patches_t, kernel, space):
     return multiply
 
 
-def _gemm_convolver(plan, padded, band_rows, kernel, space):
+def _gemm_convolver(plan, padded, band_rows, kernel, space, smoothed):
     """Functions computing the maps of the fixed buffer ``padded`` (a chunk of zero-padded
-    channels-first image rows): ``prepare(k)`` gathers (and normalises) the patches of
-    ``band_rows`` map rows for block ``k`` of filters (called where ``plan.regathers`` says:
-    blocks of one dilation share their patches), ``multiply(k)`` returns the maps ``(n,
-    positions, block)`` of block ``k``. All views are made here, once: a tile then costs a
-    handful of calls."""
+    channels-first image rows; ``smoothed`` holds the same rows smoothed, for each dilation
+    that reads them so, by ``plan.smoothing``): ``prepare(k)`` gathers (and normalises) the
+    patches of ``band_rows`` map rows for block ``k`` of filters (called where
+    ``plan.regathers`` says: blocks of one dilation share their patches), ``multiply(k)``
+    returns the maps ``(n, positions, block)`` of block ``k``. All views are made here, once:
+    a tile then costs a handful of calls."""
     n, channels = padded.shape[:2]
     rows, cols = plan.filter_size
     out_cols = plan.map_shape[1]
@@ -184,7 +185,7 @@ def _gemm_convolver(plan, padded, band_rows, kernel, space):
         # copied in runs along image rows, long even for grey images where a patch is only
         # h * w values. A dilated filter's taps are ``dilation`` rows and columns apart,
         # its footprint centred in the footprint of the most dilated one.
-        corner = padded[:, :, top:, left:]
+        corner = smoothed.get(dilation, padded)[:, :, top:, left:]
         windows = as_strided(
             corner,
             shape=target.shape,
@@ -210,7 +211,7 @@ def _gemm_convolver(plan, padded, band_rows, kernel, space):
     return prepare, _multiplier(patches_t, kernel, space)
 
 
-def _phased_gemm_convolver(plan, padded, band_rows, kernel, space):
+def _phased_gemm_convolver(plan, padded, band_rows, kernel, space, smoothed):
     """Like :func:`_gemm_convolver` (for a whole map), with positions ordered for pooling equal
     windows.
 
@@ -260,8 +261,9 @@ def _phased_gemm_convolver(plan, padded, band_rows, kernel, space):
     return prepare, _multiplier(patches_t, kernel, space)
 
 
-def _fft_convolver(plan, padded, band_rows, kernel, space):
-    """Like :func:`_gemm_convolver`, by FFT: ``prepare()`` transforms the padded rows (and,
+def _fft_convolver(plan, padded, band_rows, kernel, space, smoothed):
+    """Like :func:`_gemm_convolver`, by FFT (for undilated filters: ``smoothed`` is empty):
+    ``prepare()`` transforms the padded rows (and,
     with a patch normalisation, takes the patches' moments from box sums), ``multiply(k)``
     multiplies the spectra with block ``k``'s and inverts them into the maps; the maps of the
     normalised patches are corrected from the moments and the filters' sums."""
@@ -678,16 +680,21 @@ def _tile(plan, kernel, space, n, band_rows, levels, sums, band_pool=None):
     activation and the pooling into ``levels`` (or the sums of parts into ``sums``), by
     ``band_pool(maps, band, block)`` or, for a whole map (``band_pool`` None), by poolers
     built here."""
-    padded = space["padded"]((n, plan.image_shape[2], plan.padded_rows, plan.padded_shape[1]))
+    shape = (n, plan.image_shape[2], plan.padded_rows, plan.padded_shape[1])
+    padded = space["padded"](shape)
+    smoothed = {dilation: space[f"smoothed_{dilation}"](shape) for dilation, _ in plan.smoothing}
     if plan.method == "gemm":
-        padded = padded[:, :, : plan.band_input_rows(band_rows)]
+        rows = plan.band_input_rows(band_rows)
+        padded = padded[:, :, :rows]
+        smoothed = {dilation: buffer[:, :, :rows] for dilation, buffer in smoothed.items()}
     if plan.phased:
-        prepare, multiply = _phased_gemm_convolver(plan, padded, band_rows, kernel, space)
+        convolver = _phased_gemm_convolver
         _, win_cols, out_rows, units = plan.phased_shape
         positions = win_cols * out_rows * units
     else:
-        prepare, multiply = _CONVOLVERS[plan.method](plan, padded, band_rows, kernel, space)
+        convolver = _CONVOLVERS[plan.method]
         positions = band_rows * plan.map_shape[1]
+    prepare, multiply = convolver(plan, padded, band_rows, kernel, space, smoothed)
     activation = ACTIVATIONS[plan.activation]
     prepare_pooling = POOLINGS[plan.pooling].prepare
     blocks = []
@@ -746,8 +753,13 @@ def _make_step(plan, kernel, space, size):
     """
     height, width = plan.image_shape[:2]
     (top, _), (left, _) = plan.padding
-    padded = space["padded"]((size, plan.image_shape[2], plan.padded_rows, plan.padded_shape[1]))
-    padded[...] = 0
+    shape = (size, plan.image_shape[2], plan.padded_rows, plan.padded_shape[1])
+    padded = space["padded"](shape)
+    # Each dilation that reads the image smoothed has its own padded rows (zeros outside).
+    smoothed = [(space[f"smoothed_{d}"](shape), sigma) for d, sigma in plan.smoothing]
+    for buffer in (padded, *(buffer for buffer, _ in smoothed)):
+        buffer[...] = 0
+    radius = plan.smooth_radius
     levels = {
         index: space[f"level_{index}"]((size, *level.shape, plan.n_maps))
         for index, level in enumerate(plan.levels)
@@ -791,20 +803,36 @@ def _make_step(plan, kernel, space, size):
                 plan, kernel, space, size, stop - start, levels, sums, band_pool
             )
 
-    def load(images, band):
-        """Copy the image rows that ``band`` reads into the padded buffer, as float32 (the
-        images are checked to fit), zeros elsewhere. ``images`` is an array or a list."""
-        first = band[0] * plan.stride - top  # the image row at the buffer's first row
-        low, high = max(first, 0), min(first + padded.shape[2], height)
-        if not whole:
-            padded[:, :, : low - first] = 0
-            padded[:, :, high - first :] = 0
-        target = padded[:, :, low - first : high - first, left : left + width]
+    def copy_rows(images, low, high, target):
+        """Image rows ``low:high`` into ``target``, channels first, as float32 (the images are
+        checked to fit). ``images`` is an array or a list."""
         if isinstance(images, list):
             for image, inside in zip(images, target, strict=True):
                 np.copyto(inside, image[low:high].transpose(2, 0, 1), casting="unsafe")
         else:
             np.copyto(target, images[:, low:high].transpose(0, 3, 1, 2), casting="unsafe")
+
+    def load(images, band):
+        """Copy the image rows that ``band`` reads into the padded buffer, zeros elsewhere;
+        and, smoothed, into each dilation's (from the rows around them that the smoothing
+        reads: the result is that of smoothing the whole image)."""
+        first = band[0] * plan.stride - top  # the image row at the buffer's first row
+        low, high = max(first, 0), min(first + padded.shape[2], height)
+        buffers = (padded, *(buffer for buffer, _ in smoothed))
+        if not whole:
+            for buffer in buffers:
+                buffer[:, :, : low - first] = 0
+                buffer[:, :, high - first :] = 0
+        copy_rows(images, low, high, padded[:, :, low - first : high - first, left : left + width])
+        if smoothed:
+            start, stop = max(low - radius, 0), min(high + radius, height)
+            halo = space["halo"]((size, plan.image_shape[2], stop - start, width))
+            copy_rows(images, start, stop, halo)
+            scratch = space["halo_rows"](halo.shape)
+            for buffer, sigma in smoothed:
+                target = buffer[:, :, low - first : high - first, left : left + width]
+                rows = slice(low - start, high - start)
+                smooth(halo, sigma, (2, 3), rows=rows, output=target, scratch=scratch)
 
     def step(images, out):
         if not whole:

@@ -13,9 +13,14 @@ normalisation is not linear; the engine computes it exactly from the patches' mo
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import gaussian_filter1d
+from sklearn.utils import gen_batches
 from sklearn.utils.random import sample_without_replacement
 
-from ._shapes import padding_widths
+from ._shapes import SMOOTH_TRUNCATE, padding_widths
+
+# Images smoothed at once while sampling patches from smoothed images: bounds the copy.
+SMOOTH_BATCH = 256
 
 # Regularisers, relative to the data's own variance so that they do not depend on the scale
 # of the pixels (0..16, 0..255 or 0..1): Coates & Ng (2011) add 10 to the variance of
@@ -24,13 +29,38 @@ PATCH_NORM_EPS = 0.1
 WHITEN_EPS = 0.1
 
 
-def sample_patches(images, patch_size, max_patches, random_state):
+def smooth(images, sigma, axes, *, rows=None, output=None, scratch=None):
+    """``images`` smoothed by a Gaussian of standard deviation ``sigma`` along the two
+    ``axes`` (rows, then columns), the edge pixels repeated beyond the image (SciPy's
+    ``'nearest'`` mode).
+
+    With ``rows`` (a slice along ``axes[0]``), only those rows are returned: the others are
+    only read, as the rows around a band of a large image. The rows' pass goes into
+    ``scratch`` (of the images' shape), the result into ``output`` (of the kept rows' shape);
+    new float64 arrays if not given.
+    """
+    options = dict(mode="nearest", truncate=SMOOTH_TRUNCATE)
+    if scratch is None:
+        images = np.asarray(images, dtype=np.float64)
+        scratch = np.empty_like(images)
+    gaussian_filter1d(images, sigma, axis=axes[0], output=scratch, **options)
+    if rows is not None:
+        scratch = scratch[(slice(None),) * axes[0] + (rows,)]
+    if output is None:
+        output = scratch
+    gaussian_filter1d(scratch, sigma, axis=axes[1], output=output, **options)
+    return output
+
+
+def sample_patches(images, patch_size, max_patches, random_state, sigma=0.0):
     """A random sample of ``max_patches`` distinct patches of ``images`` (all if fewer), flattened.
 
     As :func:`sklearn.feature_extraction.image.extract_patches_2d`, patches are read from a
     strided view of the images; but positions are drawn once over all images, so that the
     cost does not grow with the number of images. ``images`` is an ``(n, H, W, C)`` array or
     a list of ``(H_i, W_i, C)`` arrays of any sizes, each position of each image as likely.
+    With ``sigma``, the patches are those of the images smoothed by :func:`smooth` (only the
+    images a patch is drawn from, a few at a time).
 
     Returns
     -------
@@ -46,19 +76,38 @@ def sample_patches(images, patch_size, max_patches, random_state):
             sample_without_replacement(offsets[-1], max_patches, random_state=random_state)
         )
     if isinstance(images, np.ndarray):
-        windows = sliding_window_view(images, patch_size, axis=(1, 2))
-        image, position = np.divmod(chosen, counts[0])
-        row, col = np.divmod(position, windows.shape[2])
-        # windows are (n, rows, cols, channels, h, w); patches are flattened as (h, w, channels).
-        patches = windows[image, row, col].transpose(0, 2, 3, 1)
-        return patches.reshape(len(chosen), -1).astype(np.float64)
+        owners, positions = np.divmod(chosen, counts[0])
+        if not sigma:
+            return _patches_at(images, owners, positions, patch_size)
+        # ``chosen`` is sorted: the patches of a batch of images are consecutive.
+        used = np.unique(owners)
+        parts = []
+        for batch in gen_batches(len(used), SMOOTH_BATCH):
+            first = np.searchsorted(owners, used[batch][0], side="left")
+            last = np.searchsorted(owners, used[batch][-1], side="right")
+            smoothed = smooth(images[used[batch]], sigma, axes=(1, 2))
+            local = np.searchsorted(used[batch], owners[first:last])
+            parts.append(_patches_at(smoothed, local, positions[first:last], patch_size))
+        return np.concatenate(parts)
     owners = np.searchsorted(offsets, chosen, side="right") - 1
     parts = []
     for index in np.unique(owners):
-        windows = sliding_window_view(images[index], patch_size, axis=(0, 1))
-        row, col = np.divmod(chosen[owners == index] - offsets[index], windows.shape[1])
-        parts.append(windows[row, col].transpose(0, 2, 3, 1).reshape(len(row), -1))
-    return np.concatenate(parts).astype(np.float64)
+        image = images[index][None]
+        if sigma:
+            image = smooth(image, sigma, axes=(1, 2))
+        positions = chosen[owners == index] - offsets[index]
+        parts.append(_patches_at(image, np.zeros_like(positions), positions, patch_size))
+    return np.concatenate(parts)
+
+
+def _patches_at(images, owners, positions, patch_size):
+    """The flattened float64 patches of ``(n, H, W, C)`` ``images`` at ``positions`` (row-major
+    indices of the valid windows) of images ``owners``."""
+    windows = sliding_window_view(images, patch_size, axis=(1, 2))
+    rows, cols = np.divmod(positions, windows.shape[2])
+    # windows are (n, rows, cols, channels, h, w); patches are flattened as (h, w, channels).
+    patches = windows[owners, rows, cols].transpose(0, 2, 3, 1)
+    return patches.reshape(len(positions), -1).astype(np.float64)
 
 
 def dilated_taps(patches, patch_size, dilation):

@@ -21,7 +21,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._shapes import conv_output_size, footprint, padding_widths
+from ._shapes import (
+    conv_output_size,
+    footprint,
+    padding_widths,
+    smoothing_radius,
+    smoothing_sigma,
+)
 from ._variants import ACTIVATIONS, POOLINGS
 
 # The pooling when neither pool_size nor pool_grid is given: a spatial pyramid of the whole map,
@@ -360,6 +366,10 @@ class Plan:
         positions).
     padding, padded_shape : tuple
         ``((top, bottom), (left, right))`` zeros, and the padded image's ``(rows, cols)``.
+    antialias, smoothing, smooth_radius : bool, tuple, int
+        Whether dilated filters read the image smoothed
+        (:func:`~sklearn_convfeat._shapes.smoothing_sigma`); ``((dilation, sigma), ...)`` for
+        the dilations that do; the rows of image beyond a band's that their smoothing reads.
     taps, gathers, regathers : int, tuple, tuple
         Values of one patch, ``h * w * C``; for each block of filters, the ``(dilation,
         (top, left), (rows, cols))`` of its patches: their taps start at ``(top, left)`` in
@@ -414,6 +424,7 @@ class Plan:
     pyramid: bool
     flatten: bool
     patch_norm: bool
+    antialias: bool
     phased: bool
     chunk: int
     bands: tuple
@@ -435,6 +446,8 @@ class Plan:
     n_features: int
     largest_region: int
     kept_tiles: int
+    smoothing: tuple
+    smooth_radius: int
     bytes_per_image: int = 0
 
     @property
@@ -482,6 +495,13 @@ class Plan:
         block, maps = self.block, self.block * self.maps_per_filter
         f32, c64, f64 = np.float32, np.complex64, np.float64
         buffers = {"padded": ((n, channels, height, width), f32)}
+        if self.smoothing:
+            # The image rows a band reads and those its smoothing reads, once, then per
+            # dilation smoothed down the rows, then across into its own padded rows.
+            halo = (n, channels, height + 2 * self.smooth_radius, self.image_shape[1])
+            buffers.update(halo=(halo, f32), halo_rows=(halo, f32))
+            for dilation, _ in self.smoothing:
+                buffers[f"smoothed_{dilation}"] = ((n, channels, height, width), f32)
         if self.method == "fft":
             half = width // 2 + 1
             buffers.update(
@@ -644,6 +664,11 @@ def _plan(**decisions):
         group_gathers[bisect.bisect_right(group_starts, start) - 1]
         for start, _ in decisions["blocks"]
     ]
+    smoothing = tuple(
+        (dilation, smoothing_sigma(dilation))
+        for dilation, _ in decisions["dilations"]
+        if decisions["antialias"] and smoothing_sigma(dilation)
+    )
     pooling = POOLINGS[decisions["pooling"]]
     pool_first = pooling.is_max and activation.monotone
     sums_parts = None
@@ -672,6 +697,8 @@ def _plan(**decisions):
         n_features=math.prod(output_shape),
         largest_region=max(level.largest for level in levels),
         kept_tiles=0 if len(decisions["bands"]) == 1 or tiles > KEPT_TILES else tiles,
+        smoothing=smoothing,
+        smooth_radius=max((smoothing_radius(sigma) for _, sigma in smoothing), default=0),
     )
     return replace(plan, bytes_per_image=_nbytes(plan.chunk_buffers(1)))
 
@@ -697,6 +724,7 @@ _DECISIONS = (
     "pyramid",
     "flatten",
     "patch_norm",
+    "antialias",
     "phased",
 )
 
@@ -768,6 +796,7 @@ def make_plan(
     flatten,
     patch_norm,
     dilations=None,
+    antialias=False,
     method="auto",
     fixed_regions=False,
     tile_budget=None,
@@ -776,7 +805,8 @@ def make_plan(
 
     ``filter_size`` is the filters' ``(h, w)`` (already clipped to the image); ``dilations``
     their groups ``((dilation, n_filters), ...)`` in the order of the bank (None: all at
-    dilation 1); ``spec`` the :class:`PoolingSpec` from :func:`parse_pooling` (with
+    dilation 1); with ``antialias``, the filters of a dilation above 1 read the image
+    smoothed; ``spec`` the :class:`PoolingSpec` from :func:`parse_pooling` (with
     ``flatten``); ``method`` is ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`;
     dilated filters run on the GEMM path, whose patches take their taps where they are). With
     ``fixed_regions``, grids are never clipped to smaller maps, so that images of any size give
@@ -828,5 +858,6 @@ def make_plan(
         pyramid=spec.pyramid,
         flatten=bool(flatten),
         patch_norm=bool(patch_norm),
+        antialias=bool(antialias),
         phased=phased,
     )

@@ -112,6 +112,28 @@ def footprint(filter_size, dilation):
     return tuple((size - 1) * dilation + 1 for size in filter_size)
 
 
+# How far the Gaussian of the anti-aliasing is computed, in standard deviations (SciPy's
+# default), which sets the rows of image a band of map rows needs beyond its own.
+SMOOTH_TRUNCATE = 4.0
+
+
+def smoothing_sigma(dilation):
+    """The standard deviation of the Gaussian that smooths the image a filter of ``dilation``
+    reads, with ``antialias`` (0: none).
+
+    ``dilation / 3``: the taps sample the image every ``dilation`` pixels, and this is
+    scikit-image's rule for smoothing before sampling every ``downscale`` pixels
+    (:func:`skimage.transform.pyramid_reduce`: a window of twice the step holds more than 99%
+    of the Gaussian). Undilated filters read the image itself.
+    """
+    return dilation / 3 if dilation > 1 else 0.0
+
+
+def smoothing_radius(sigma):
+    """The pixels on each side that a Gaussian of ``sigma`` reads (SciPy's rule)."""
+    return int(SMOOTH_TRUNCATE * sigma + 0.5)
+
+
 def padding_widths(filter_size, padding):
     """Zero padding ``((top, bottom), (left, right))`` of a padding mode.
 

@@ -32,6 +32,7 @@ from ._shapes import (
     clip_filter_size,
     footprint,
     resolve_image_shape,
+    smoothing_sigma,
     to_images,
 )
 from ._threads import thread_count
@@ -113,6 +114,14 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         says which each filter has), so small images get undilated filters only. Dilated
         filters always run on the GEMM path, and ``'valid'`` padding keeps the positions
         where the largest footprint fits (maps of all dilations share their centres).
+
+    antialias : bool, default=True
+        If True, filters at a dilation ``d`` above 1 read the image smoothed by a Gaussian of
+        standard deviation ``d / 3`` (scikit-image's rule before sampling every ``d``
+        pixels, edges repeated), in ``fit`` and ``transform``: their taps, ``d`` pixels
+        apart, then respond to the image at their own scale instead of aliasing finer detail,
+        as the low-pass filters of a wavelet or scattering transform. Undilated filters read
+        the image itself. Without dilated filters, it has no effect.
 
     filter_init : {'kmeans', 'patches', 'pca', 'gaussian', 'uniform', 'gabor'} or \
             array-like, default='kmeans'
@@ -323,6 +332,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         "n_filters": [Interval(Integral, 1, None, closed="left")],
         "filter_size": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "dilation": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "antialias": ["boolean"],
         "filter_init": [StrOptions(set(FILTER_BANKS) | set(PATCH_BANKS)), "array-like"],
         "image_shape": [None, tuple, list],
         "stride": [Interval(Integral, 1, None, closed="left")],
@@ -348,6 +358,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         n_filters=192,
         filter_size=4,
         dilation=(1, 2, 3),
+        antialias=True,
         filter_init="kmeans",
         image_shape=None,
         stride=1,
@@ -369,6 +380,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.n_filters = n_filters
         self.filter_size = filter_size
         self.dilation = dilation
+        self.antialias = antialias
         self.filter_init = filter_init
         self.image_shape = image_shape
         self.stride = stride
@@ -554,7 +566,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
                 # Patches of the footprint, normalised as a whole (a local contrast
                 # normalisation at the scale the filter sees), then the values under its taps.
                 span = footprint(filter_size, dilation)
-                patches = sample_patches(images, span, self.max_patches, random_state)
+                sigma = smoothing_sigma(dilation) if self.antialias else 0.0
+                patches = sample_patches(images, span, self.max_patches, random_state, sigma)
                 if self.patch_norm:
                     eps.append(patch_norm_eps(patches))
                     patches = normalize_patches(patches, eps[-1])
@@ -574,6 +587,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self._plan_params = dict(
             filter_size=tuple(filter_size),
             dilations=groups,
+            antialias=self.antialias,
             n_filters=self.n_filters,
             stride=self.stride,
             padding=self.padding,

@@ -7,6 +7,7 @@ no code with the package.
 """
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 from scipy.signal import correlate2d
 
 
@@ -56,7 +57,21 @@ def _footprint_filters(filters, dilations):
     return out
 
 
-def reference_maps(image, filters, stride, padding, patch_norm_eps=None, dilations=None):
+def _images_read(image, dilations, antialias):
+    """The image each filter reads: with ``antialias``, a filter at dilation d > 1 reads the
+    whole image smoothed by a Gaussian of standard deviation d / 3, edges repeated."""
+    if not antialias:
+        return [image] * len(dilations)
+    smoothed = {
+        d: gaussian_filter(image, sigma=(d / 3, d / 3, 0), mode="nearest") if d > 1 else image
+        for d in set(dilations)
+    }
+    return [smoothed[d] for d in dilations]
+
+
+def reference_maps(
+    image, filters, stride, padding, patch_norm_eps=None, dilations=None, antialias=False
+):
     """Maps ``(rows, cols, n_filters)`` of one ``(H, W, C)`` image, in float64.
 
     With ``patch_norm_eps`` (one value, or one per filter), every patch is brought to zero mean
@@ -64,15 +79,17 @@ def reference_maps(image, filters, stride, padding, patch_norm_eps=None, dilatio
     pixels between a dilated filter's taps included; ``patch_norm_eps`` added to the variance)
     before it meets the filter. ``dilations`` (one
     per filter) spaces each filter's taps; all filters are centred on the positions of the
-    most dilated one.
+    most dilated one; with ``antialias``, the dilated ones read the image smoothed
+    (:func:`_images_read`).
     """
     image = image.astype(np.float64)
     dilations = [1] * len(filters) if dilations is None else [int(d) for d in dilations]
+    images = _images_read(image, dilations, antialias)
     taps = filters.astype(np.float64)
     filters = _footprint_filters(taps, dilations)
     if patch_norm_eps is None:
         maps = []
-        for filt in filters:
+        for filt, image in zip(filters, images, strict=True):
             total = sum(
                 correlate2d(image[:, :, c], filt[:, :, c], mode=padding)
                 for c in range(image.shape[2])
@@ -81,14 +98,14 @@ def reference_maps(image, filters, stride, padding, patch_norm_eps=None, dilatio
         return np.stack(maps, axis=-1)
     size = filters.shape[1:3]
     eps = np.broadcast_to(np.asarray(patch_norm_eps, dtype=np.float64), (len(filters),))
-    padded = _pad(image, size, padding)
-    rows = range(0, padded.shape[0] - size[0] + 1, stride)
-    cols = range(0, padded.shape[1] - size[1] + 1, stride)
+    padded = [_pad(image, size, padding) for image in images]
+    rows = range(0, padded[0].shape[0] - size[0] + 1, stride)
+    cols = range(0, padded[0].shape[1] - size[1] + 1, stride)
     maps = np.empty((len(rows), len(cols), len(filters)))
     for i, y in enumerate(rows):
         for j, x in enumerate(cols):
-            window = padded[y : y + size[0], x : x + size[1]]
             for f in range(len(filters)):
+                window = padded[f][y : y + size[0], x : x + size[1]]
                 # The values under the filter's taps (the non-zero places of a dilated one).
                 d = dilations[f]
                 spans = [(t - 1) * d + 1 for t in taps.shape[1:3]]
@@ -139,6 +156,7 @@ def reference_features(
     patch_norm_eps=None,
     threshold=0.0,
     dilations=None,
+    antialias=False,
 ):
     """Features of ``(n, H, W, C)`` images, in float64.
 
@@ -146,11 +164,11 @@ def reference_features(
     ``pool_grid=(rows, cols)``; ``(n, n_regions, n_maps)`` for a pyramid, a list of
     ``(rows, cols)`` grids whose regions are concatenated grid after grid. ``bias`` is added
     to each filter's map before the activation; ``dilations`` (one per filter) spaces each
-    filter's taps (:func:`reference_maps`).
+    filter's taps and ``antialias`` smooths the image they read (:func:`reference_maps`).
     """
     out = []
     for image in images:
-        z = reference_maps(image, filters, stride, padding, patch_norm_eps, dilations)
+        z = reference_maps(image, filters, stride, padding, patch_norm_eps, dilations, antialias)
         if bias is not None:
             z = z + np.asarray(bias, dtype=np.float64)
         maps = np.concatenate(REFERENCE_ACTIVATIONS[activation](z, threshold), axis=-1)

@@ -30,6 +30,7 @@ def engine_features(
     n_jobs=None,
     batch_size=None,
     dilations=None,
+    antialias=False,
 ):
     """The engine's features with the reference's arguments: a plan, then the engine.
     ``dilations`` gives each filter's (in groups of one dilation, as a fitted bank's)."""
@@ -53,6 +54,7 @@ def engine_features(
         method=method,
         tile_budget=tile_budget,
         dilations=groups,
+        antialias=antialias,
     )
     return pooled_features(
         images, plan, filters, bias, patch_norm_eps, n_jobs=n_jobs, batch_size=batch_size
@@ -452,6 +454,7 @@ DILATED_CASES = [
 ]
 
 
+@pytest.mark.parametrize("antialias", [False, True])
 @pytest.mark.parametrize("tiling", TILINGS)
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("activation, pooling", ACTIVATION_POOLINGS)
@@ -459,6 +462,7 @@ DILATED_CASES = [
     "image_shape, filter_shape, dilations, stride, padding, pool_size, pool_grid", DILATED_CASES
 )
 def test_dilated_filters_match_the_reference(
+    antialias,
     tiling,
     encoding,
     activation,
@@ -473,7 +477,9 @@ def test_dilated_filters_match_the_reference(
 ):
     """Filters of several dilations in one bank: each filter's taps ``dilation`` apart, all
     centred on the positions of the most dilated, the patch normalisation over the taps with
-    one variance per dilation; against zero-stuffed filters of the largest footprint."""
+    one variance per dilation, and (``antialias``) the image each reads smoothed by its
+    dilation's Gaussian; against zero-stuffed filters of the largest footprint on the whole
+    smoothed image (the engine smooths a band's rows and those around it)."""
     images, filters = _data(image_shape, filter_shape)
     params = _encoded(encoding, filter_shape[0], stride, padding, activation, pooling)
     params.update(pool_size=pool_size, pool_grid=pool_grid)
@@ -484,10 +490,17 @@ def test_dilated_filters_match_the_reference(
         params["patch_norm_eps"] = tuple(0.1 * (1 + i) for i in range(len(values)))
         reference_eps = [params["patch_norm_eps"][list(values).index(d)] for d in dilations]
     features = engine_features(
-        images, filters, tile_budget=TILINGS[tiling], dilations=dilations, **params
+        images,
+        filters,
+        tile_budget=TILINGS[tiling],
+        dilations=dilations,
+        antialias=antialias,
+        **params,
     )
     params["patch_norm_eps"] = reference_eps
-    expected = reference_features(images, filters, dilations=dilations, **params)
+    expected = reference_features(
+        images, filters, dilations=dilations, antialias=antialias, **params
+    )
     assert features.shape == expected.shape
     assert_allclose(features, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 

@@ -451,7 +451,8 @@ def test_dilations_kept_on_an_image_size_share_the_filters(
 @pytest.mark.parametrize("filter_init", ["kmeans", "gaussian"])
 def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init):
     """The default dilations on 20x20 images: every filter at its dilation, its bias, the
-    patch normalisation with its dilation's variance, the centring, against the reference."""
+    patch normalisation with its dilation's variance, the smoothed image the dilated ones
+    read, the centring, against the reference."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(12, 20, 20))
     est = ConvFeatureTransformer(
@@ -474,6 +475,7 @@ def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init):
         bias=est.bias_,
         patch_norm_eps=eps,
         dilations=est.dilations_,
+        antialias=True,
     )
     expected = expected.reshape(len(X), -1) - est.feature_mean_
     assert_allclose(est.transform(X), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
