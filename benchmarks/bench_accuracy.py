@@ -170,6 +170,10 @@ CONFIGS = {
     "max on 2x2 windows": dict(pool_grid=None, pool_size=2),
     "multi-scale 3x3 + 5x5 (FeatureUnion)": multiscale,
     "stacked, 2 layers": stacked,
+    # Today's defaults with the dilated filters on the smoothed image (benchmarks/ACCURACY.md).
+    "new defaults, antialias": lambda random_state: ConvFeatureTransformer(
+        random_state=random_state, antialias=True
+    ),
 }
 
 try:  # the research candidates, when run from the benchmarks folder

@@ -26,7 +26,10 @@ How the work is laid out, and why:
   With ``patch_norm``, the patches are normalised before the product (on ``h * w * C``
   values per position rather than ``n_filters``). Dilated filters are gathered the same way,
   their taps ``dilation`` rows and columns apart, once per dilation (blocks of filters never
-  span two), and normalised by the moments of their whole footprint (window sums).
+  span two), and normalised by the moments of their whole footprint (window sums). With
+  ``antialias``, each dilation gathers from its own copy of the padded rows, smoothed as it is
+  loaded (the rows of a band and those around it that the Gaussian reads, so that a band's
+  values are those of the whole image smoothed).
 - Pooling reads every map value once, so its cost is set by how many NumPy inner loops it
   takes: for equal windows of several columns, the GEMM path orders positions by column
   phase (:func:`_phased_gemm_convolver`) so that pooling reduces whole blocks; a grid's

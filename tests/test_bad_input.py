@@ -270,6 +270,8 @@ BAD_PARAMS = [
     ("filter_size", (0, 3), ValueError, "filter_size must be >= 1 in each direction"),
     ("filter_size", (3, -2), ValueError, "filter_size must be >= 1 in each direction"),
     ("dilation", 0, InvalidParameterError, "'dilation' parameter"),
+    ("antialias", "yes", InvalidParameterError, "'antialias' parameter.*bool"),
+    ("antialias", 1, InvalidParameterError, "'antialias' parameter.*Got 1"),
     ("dilation", 1.5, InvalidParameterError, "'dilation' parameter.*Got 1.5"),
     ("dilation", True, TypeError, "dilation must be an int or a sequence of ints, got True"),
     ("dilation", (1, 2.5), TypeError, "dilation must be an int or a sequence of ints"),

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.linalg import fractional_matrix_power
+from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_digits
 
 from sklearn_convfeat import ConvFeatureTransformer
@@ -54,6 +55,30 @@ def test_sample_patches_is_bounded_and_drawn_from_the_images(digits_images):
     assert patches.shape == (500, 9)
     every_patch = {tuple(p) for p in all_patches(images, 3)}
     assert all(tuple(p) in every_patch for p in patches)
+
+
+@pytest.mark.parametrize("as_list", [False, True])
+def test_sample_patches_with_sigma_are_patches_of_the_smoothed_images(digits_images, as_list):
+    """The same draws as without smoothing, read from each whole image smoothed by SciPy's
+    Gaussian (edges repeated); images smoothed a batch at a time, or one by one for a list."""
+    images = np.kron(digits_images[:300], np.ones((2, 2)))[..., None]  # 16x16
+    smoothed = gaussian_filter(images, sigma=(0, 1, 1, 0), mode="nearest")
+    given = list(images) if as_list else images
+    patches = sample_patches(given, (5, 5), 4000, np.random.RandomState(0), sigma=1.0)
+    expected = sample_patches(smoothed, (5, 5), 4000, np.random.RandomState(0))
+    assert_allclose(patches, expected, rtol=1e-12, atol=1e-10)
+
+
+def test_dilated_filters_are_learnt_on_the_smoothed_images(digits_images):
+    """With antialias, the bank of a dilation is learnt from the images its filters read: the
+    same bank as without antialias on images smoothed beforehand."""
+    images = np.kron(digits_images, np.ones((3, 3)))  # 24x24
+    params = dict(n_filters=8, dilation=3, max_patches=500, random_state=0)
+    learnt = ConvFeatureTransformer(antialias=True, **params).fit(images)
+    smoothed = gaussian_filter(images, sigma=(0, 1, 1), mode="nearest")
+    expected = ConvFeatureTransformer(antialias=False, **params).fit(smoothed)
+    assert_allclose(learnt.filters_, expected.filters_, rtol=1e-5, atol=1e-6)
+    assert_allclose(learnt.patch_norm_eps_, expected.patch_norm_eps_, rtol=1e-10)
 
 
 def test_zca_whitening_is_the_regularised_inverse_square_root_of_the_covariance():

@@ -18,6 +18,7 @@ NON_DEFAULTS = {
     "n_filters": 32,
     "filter_size": 3,
     "dilation": 2,
+    "antialias": True,
     "filter_init": "gaussian",
     "image_shape": (4, 16),
     "stride": 2,
@@ -39,6 +40,9 @@ NON_DEFAULTS = {
 
 # Documented as never changing the features.
 NO_EFFECT = {"n_jobs", "batch_size"}
+# Documented as acting on dilated filters only, which 8x8 images do not keep by default:
+# tested alone on larger images below.
+DILATED_ONLY = {"antialias"}
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +68,24 @@ def test_each_parameter_alone_changes_the_features(digits, baseline, name):
     """On 300 8x8 digits, with the defaults and random_state=0 otherwise."""
     params = {"random_state": 0, name: NON_DEFAULTS[name]}
     features = ConvFeatureTransformer(**params).fit_transform(digits[0])
-    if name in NO_EFFECT:
+    if name in NO_EFFECT | DILATED_ONLY:
         assert_array_equal(features, baseline)
     else:
         assert features.shape != baseline.shape or not np.array_equal(features, baseline)
+
+
+@pytest.mark.parametrize("name", sorted(DILATED_ONLY))
+def test_each_dilated_only_parameter_alone_changes_the_features_of_larger_images(digits, name):
+    """On the digits at 24x24, where the default dilations are all kept: the dilated filters'
+    features change, the undilated ones' do not."""
+    X = np.kron(digits[0][:100].reshape(-1, 8, 8), np.ones((3, 3)))
+    baseline = ConvFeatureTransformer(random_state=0).fit(X)
+    changed = ConvFeatureTransformer(random_state=0, **{name: NON_DEFAULTS[name]}).fit(X)
+    assert_array_equal(baseline.dilations_, [1] * 64 + [2] * 64 + [3] * 64)
+    before, after = (est.transform(X).reshape(len(X), -1, 192) for est in (baseline, changed))
+    dilated = baseline.dilations_ > 1
+    assert_array_equal(before[..., ~dilated], after[..., ~dilated])
+    assert not np.allclose(before[..., dilated], after[..., dilated])
 
 
 @pytest.mark.parametrize("pool_size, n_regions", [(1, 64), (2, 16), (3, 4), (4, 4), (8, 1)])

@@ -447,12 +447,13 @@ def test_dilations_kept_on_an_image_size_share_the_filters(
     assert est.transform(X).shape == (6, len(est.get_feature_names_out()))
 
 
+@pytest.mark.parametrize("antialias", [False, True])
 @pytest.mark.parametrize("patch_norm", [False, True])
 @pytest.mark.parametrize("filter_init", ["kmeans", "gaussian"])
-def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init):
+def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init, antialias):
     """The default dilations on 20x20 images: every filter at its dilation, its bias, the
     patch normalisation with its dilation's variance, the smoothed image the dilated ones
-    read, the centring, against the reference."""
+    read with ``antialias``, the centring, against the reference."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(12, 20, 20))
     est = ConvFeatureTransformer(
@@ -460,6 +461,7 @@ def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init):
         filter_init=filter_init,
         patch_norm=patch_norm,
         max_patches=300,
+        antialias=antialias,
         random_state=0,
     ).fit(X)
     assert_array_equal(est.dilations_, [1, 1, 1, 2, 2, 2, 3, 3, 3])
@@ -475,7 +477,7 @@ def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init):
         bias=est.bias_,
         patch_norm_eps=eps,
         dilations=est.dilations_,
-        antialias=True,
+        antialias=antialias,
     )
     expected = expected.reshape(len(X), -1) - est.feature_mean_
     assert_allclose(est.transform(X), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
