@@ -265,11 +265,11 @@ def _phased_gemm_convolver(plan, padded, band_rows, kernel, space, smoothed):
 
 
 def _fft_convolver(plan, padded, band_rows, kernel, space, smoothed):
-    """Like :func:`_gemm_convolver`, by FFT (for undilated filters: ``smoothed`` is empty):
-    ``prepare()`` transforms the padded rows (and,
-    with a patch normalisation, takes the patches' moments from box sums), ``multiply(k)``
-    multiplies the spectra with block ``k``'s and inverts them into the maps; the maps of the
-    normalised patches are corrected from the moments and the filters' sums."""
+    """Like :func:`_gemm_convolver`, by FFT (undilated filters only: ``smoothed`` is empty):
+    ``prepare()`` transforms the padded rows (and, with a patch normalisation, takes the
+    patches' moments from box sums), ``multiply(k)`` multiplies the spectra with block ``k``'s
+    and inverts them into the maps; the maps of the normalised patches are corrected from the
+    moments and the filters' sums."""
     n, channels, height, width = padded.shape
     out_cols = plan.map_shape[1]
     stride = plan.stride

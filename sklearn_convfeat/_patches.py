@@ -79,15 +79,15 @@ def sample_patches(images, patch_size, max_patches, random_state, sigma=0.0):
         owners, positions = np.divmod(chosen, counts[0])
         if not sigma:
             return _patches_at(images, owners, positions, patch_size)
-        # ``chosen`` is sorted: the patches of a batch of images are consecutive.
-        used = np.unique(owners)
+        # Only the images patches are drawn from are smoothed, a batch at a time.
+        used, local = np.unique(owners, return_inverse=True)
         parts = []
         for batch in gen_batches(len(used), SMOOTH_BATCH):
-            first = np.searchsorted(owners, used[batch][0], side="left")
-            last = np.searchsorted(owners, used[batch][-1], side="right")
+            inside = (local >= batch.start) & (local < batch.stop)
             smoothed = smooth(images[used[batch]], sigma, axes=(1, 2))
-            local = np.searchsorted(used[batch], owners[first:last])
-            parts.append(_patches_at(smoothed, local, positions[first:last], patch_size))
+            parts.append(
+                _patches_at(smoothed, local[inside] - batch.start, positions[inside], patch_size)
+            )
         return np.concatenate(parts)
     owners = np.searchsorted(offsets, chosen, side="right") - 1
     parts = []
