@@ -74,6 +74,8 @@ OLD_DEFAULTS = dict(
     threshold=0.0,
     max_patches=10_000,
     dilation=1,
+    antialias=False,
+    balance_levels=False,
     center=False,
 )
 
@@ -170,9 +172,16 @@ CONFIGS = {
     "max on 2x2 windows": dict(pool_grid=None, pool_size=2),
     "multi-scale 3x3 + 5x5 (FeatureUnion)": multiscale,
     "stacked, 2 layers": stacked,
-    # Today's defaults with the dilated filters on the smoothed image (benchmarks/ACCURACY.md).
-    "new defaults, antialias": lambda random_state: ConvFeatureTransformer(
-        random_state=random_state, antialias=True
+    # Today's defaults without their last two changes, one at a time and both: the defaults of
+    # 27 Nov 2026 (benchmarks/ACCURACY.md).
+    "new defaults, antialias=False": lambda random_state: ConvFeatureTransformer(
+        random_state=random_state, antialias=False
+    ),
+    "new defaults, balance_levels=False": lambda random_state: ConvFeatureTransformer(
+        random_state=random_state, balance_levels=False
+    ),
+    "new defaults, neither (27 Nov)": lambda random_state: ConvFeatureTransformer(
+        random_state=random_state, antialias=False, balance_levels=False
     ),
 }
 

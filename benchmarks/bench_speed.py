@@ -128,11 +128,17 @@ def make_data(config, n_images, seed=0):
     return images, filters
 
 
-# PyTorch's work: plain filters, features not centred. These parameters of later versions are
-# pinned where the installed version has them, so that older versions can be timed too.
+# PyTorch's work: plain filters on the image as it is, features neither reweighed nor centred.
+# These parameters of later versions are pinned where the installed version has them, so that
+# older versions can be timed too.
 PLAIN = {
     name: value
-    for name, value in {"dilation": 1, "center": False}.items()
+    for name, value in {
+        "dilation": 1,
+        "antialias": False,
+        "balance_levels": False,
+        "center": False,
+    }.items()
     if name in ConvFeatureTransformer().get_params()
 }
 

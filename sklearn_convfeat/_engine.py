@@ -861,7 +861,8 @@ def _make_step(plan, kernel, space, size):
 
 
 def _run_batch(plan, workspace, images, out):
-    """The features of a batch of images into ``out``, ``(n, n_regions, n_maps)``."""
+    """The features of a batch of images into ``out``, ``(n, n_regions, n_maps)``, each
+    level's scaled by its weight last."""
     for start in range(0, len(images), plan.chunk):
         stop = min(start + plan.chunk, len(images))
         workspace.step(stop - start)(images[start:stop], out[start:stop])
@@ -870,6 +871,9 @@ def _run_batch(plan, workspace, images, out):
         if workspace.kernel.bias is not None:
             out += workspace.kernel.bias
         ACTIVATIONS[plan.activation].apply(out, plan.threshold, out)
+    for level, weight in zip(plan.levels, plan.level_weights, strict=True):
+        if weight != 1.0:
+            out[:, level.offset : level.offset + level.n_regions] *= np.float32(weight)
 
 
 def pooled_features_of_groups(

@@ -324,6 +324,24 @@ def _levels(spec, map_shape, clip):
     return tuple(levels), tuple(order)
 
 
+def level_weights(levels, balance):
+    """The factor of each level's features: with ``balance``, ``sqrt(N / (L * n))`` for a
+    level of ``n`` of the ``N`` regions of ``L`` levels, else 1.
+
+    A level's features then add ``n * N / (L * n) = N / L`` times a region's share to the
+    squared norm of an image's features, the same for every level (as the levels of a
+    spatial pyramid match kernel, here weighed alike), and all of them ``N`` times, as
+    unscaled features do: on a 1 + 2x2 + 3x3 pyramid the whole-image maxima count
+    ``sqrt(14 / 3) = 2.16`` times, the 3x3 grid's ``sqrt(14 / 27) = 0.72``. A linear model
+    with a penalty that follows then leans on the coarse levels more, the fine ones less.
+    One level (one grid, or windows) keeps factor 1.
+    """
+    if not balance:
+        return (1.0,) * len(levels)
+    total = sum(level.n_regions for level in levels)
+    return tuple(math.sqrt(total / (len(levels) * level.n_regions)) for level in levels)
+
+
 def choose_method(image_shape, filter_size, stride, padding):
     """``'gemm'`` or ``'fft'``: the faster path for these shapes, from a measured cost model.
 
@@ -382,6 +400,9 @@ class Plan:
     levels, order : tuple
         The :class:`Level` s in the order of the features, and the order in which they are
         pooled (finest first).
+    balance_levels, level_weights : bool, tuple
+        Whether the levels of a pyramid are weighed alike; the factor of each level's
+        features, applied last (:func:`level_weights`; all 1 without ``balance_levels``).
     pyramid, flatten, patch_norm, pool_first : bool
         Whether the features are ``(n_regions, n_maps)``; whether transform flattens them;
         whether patches are normalised; whether max pooling runs before the bias and the
@@ -421,6 +442,7 @@ class Plan:
     pooling: str
     levels: tuple
     order: tuple
+    balance_levels: bool
     pyramid: bool
     flatten: bool
     patch_norm: bool
@@ -448,6 +470,7 @@ class Plan:
     kept_tiles: int
     smoothing: tuple
     smooth_radius: int
+    level_weights: tuple
     bytes_per_image: int = 0
 
     @property
@@ -699,6 +722,7 @@ def _plan(**decisions):
         kept_tiles=0 if len(decisions["bands"]) == 1 or tiles > KEPT_TILES else tiles,
         smoothing=smoothing,
         smooth_radius=max((smoothing_radius(sigma) for _, sigma in smoothing), default=0),
+        level_weights=level_weights(levels, decisions["balance_levels"]),
     )
     return replace(plan, bytes_per_image=_nbytes(plan.chunk_buffers(1)))
 
@@ -721,6 +745,7 @@ _DECISIONS = (
     "pooling",
     "levels",
     "order",
+    "balance_levels",
     "pyramid",
     "flatten",
     "patch_norm",
@@ -797,6 +822,7 @@ def make_plan(
     patch_norm,
     dilations=None,
     antialias=False,
+    balance_levels=False,
     method="auto",
     fixed_regions=False,
     tile_budget=None,
@@ -807,7 +833,8 @@ def make_plan(
     their groups ``((dilation, n_filters), ...)`` in the order of the bank (None: all at
     dilation 1); with ``antialias``, the filters of a dilation above 1 read the image
     smoothed; ``spec`` the :class:`PoolingSpec` from :func:`parse_pooling` (with
-    ``flatten``); ``method`` is ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`;
+    ``flatten``), whose levels ``balance_levels`` weighs alike (:func:`level_weights`);
+    ``method`` is ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`;
     dilated filters run on the GEMM path, whose patches take their taps where they are). With
     ``fixed_regions``, grids are never clipped to smaller maps, so that images of any size give
     features of one length. ``tile_budget`` (bytes) defaults to :func:`tile_bytes`. Plans are
@@ -855,6 +882,7 @@ def make_plan(
         pooling=pooling,
         levels=levels,
         order=order,
+        balance_levels=bool(balance_levels),
         pyramid=spec.pyramid,
         flatten=bool(flatten),
         patch_norm=bool(patch_norm),

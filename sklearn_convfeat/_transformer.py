@@ -115,15 +115,13 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         filters always run on the GEMM path, and ``'valid'`` padding keeps the positions
         where the largest footprint fits (maps of all dilations share their centres).
 
-    antialias : bool, default=False
+    antialias : bool, default=True
         If True, filters at a dilation ``d`` above 1 read the image smoothed by a Gaussian of
         standard deviation ``d / 3`` (scikit-image's rule before sampling every ``d``
         pixels, edges repeated), in ``fit`` and ``transform``: their taps, ``d`` pixels
         apart, then respond to the image at their own scale instead of aliasing finer detail,
         as the low-pass filters of a wavelet or scattering transform. Undilated filters read
-        the image itself. Without dilated filters, it has no effect. Measured in
-        ``benchmarks/ACCURACY.md``: better on textures and faces, worse on grey photo
-        patches, so not a default.
+        the image itself. Without dilated filters, it has no effect.
 
     filter_init : {'kmeans', 'patches', 'pca', 'gaussian', 'uniform', 'gabor'} or \
             array-like, default='kmeans'
@@ -191,6 +189,15 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         neither ``pool_grid`` nor ``pool_size``: the pyramid ``((1, 1), (2, 2), (3, 3))``
         (14 regions per map), or 2x2 windows when ``flatten=False`` (a pyramid has no map
         layout).
+
+    balance_levels : bool, default=True
+        If True, the features of each level (grid) of a pooling pyramid are multiplied by
+        ``sqrt(N / (L * n))``, for a level of ``n`` of the ``N`` regions of ``L`` levels:
+        every level then weighs the same in the features' inner products, and all together
+        as much as unscaled features. On the default pyramid the whole-image maxima count
+        2.16 times and the 3x3 grid's 0.72 times, so that a penalised linear model that
+        follows leans on the coarse, shift-tolerant levels more and on the fine ones less.
+        With one grid or windows, it has no effect.
 
     whiten : bool, default=True
         Whether banks learnt from patches are learnt on ZCA-whitened patches. The whitening
@@ -344,6 +351,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         "pooling": [StrOptions(set(POOLINGS))],
         "pool_size": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
         "pool_grid": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
+        "balance_levels": ["boolean"],
         "whiten": ["boolean"],
         "patch_norm": ["boolean"],
         "max_patches": [Interval(Integral, 1, None, closed="left")],
@@ -360,7 +368,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         n_filters=192,
         filter_size=4,
         dilation=(1, 2, 3),
-        antialias=False,
+        antialias=True,
         filter_init="kmeans",
         image_shape=None,
         stride=1,
@@ -370,6 +378,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         pooling="max",
         pool_size=None,
         pool_grid=None,
+        balance_levels=True,
         whiten=True,
         patch_norm=True,
         max_patches=10_000,
@@ -392,6 +401,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.pooling = pooling
         self.pool_size = pool_size
         self.pool_grid = pool_grid
+        self.balance_levels = balance_levels
         self.whiten = whiten
         self.patch_norm = patch_norm
         self.max_patches = max_patches
@@ -598,6 +608,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             pooling=self.pooling,
             spec=parse_pooling(self.pool_size, self.pool_grid, self.flatten),
             flatten=self.flatten,
+            balance_levels=self.balance_levels,
             patch_norm=self.patch_norm,
         )
         if ragged:

@@ -157,6 +157,7 @@ def reference_features(
     threshold=0.0,
     dilations=None,
     antialias=False,
+    balance_levels=False,
 ):
     """Features of ``(n, H, W, C)`` images, in float64.
 
@@ -165,6 +166,9 @@ def reference_features(
     ``(rows, cols)`` grids whose regions are concatenated grid after grid. ``bias`` is added
     to each filter's map before the activation; ``dilations`` (one per filter) spaces each
     filter's taps and ``antialias`` smooths the image they read (:func:`reference_maps`).
+    With ``balance_levels``, a pyramid's level of ``n`` of the ``N`` regions of ``L`` levels
+    is multiplied by ``sqrt(N / (L * n))``: each level's squared features then sum ``N / L``
+    times a region's share, the same for every level.
     """
     out = []
     for image in images:
@@ -173,8 +177,13 @@ def reference_features(
             z = z + np.asarray(bias, dtype=np.float64)
         maps = np.concatenate(REFERENCE_ACTIVATIONS[activation](z, threshold), axis=-1)
         if isinstance(pool_grid, list):
-            levels = [_pool(maps, pooling, None, grid) for grid in pool_grid]
-            out.append(np.concatenate([level.reshape(-1, maps.shape[2]) for level in levels]))
+            levels = [
+                _pool(maps, pooling, None, grid).reshape(-1, maps.shape[2]) for grid in pool_grid
+            ]
+            if balance_levels:
+                total = sum(len(level) for level in levels)
+                levels = [level * np.sqrt(total / (len(levels) * len(level))) for level in levels]
+            out.append(np.concatenate(levels))
         else:
             out.append(_pool(maps, pooling, pool_size, pool_grid))
     return np.stack(out)

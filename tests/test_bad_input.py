@@ -311,6 +311,8 @@ BAD_PARAMS = [
     ("pool_grid", "2", InvalidParameterError, "'pool_grid' parameter.*Got '2'"),
     ("pool_grid", True, TypeError, "pool_grid must be an int or a pair of ints"),
     ("pool_grid", (2, 0), ValueError, "pool_grid must be >= 1 in each direction"),
+    ("balance_levels", "yes", InvalidParameterError, "'balance_levels' parameter.*bool"),
+    ("balance_levels", 1, InvalidParameterError, "'balance_levels' parameter.*Got 1"),
     ("whiten", "yes", InvalidParameterError, "'whiten' parameter.*bool"),
     ("patch_norm", 1, InvalidParameterError, "'patch_norm' parameter.*Got 1"),
     ("threshold", -0.1, InvalidParameterError, "'threshold' parameter.*range \\[0"),

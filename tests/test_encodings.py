@@ -21,6 +21,7 @@ def make(**params):
         pooling="max",
         pool_size=None if params.get("pool_grid") is not None else 2,
         pool_grid=None,
+        balance_levels=False,  # the levels' weights: tests/test_parameters.py
         patch_norm=False,
         whiten=False,
         center=False,

@@ -31,6 +31,7 @@ def engine_features(
     batch_size=None,
     dilations=None,
     antialias=False,
+    balance_levels=False,
 ):
     """The engine's features with the reference's arguments: a plan, then the engine.
     ``dilations`` gives each filter's (in groups of one dilation, as a fitted bank's)."""
@@ -55,6 +56,7 @@ def engine_features(
         tile_budget=tile_budget,
         dilations=groups,
         antialias=antialias,
+        balance_levels=balance_levels,
     )
     return pooled_features(
         images, plan, filters, bias, patch_norm_eps, n_jobs=n_jobs, batch_size=batch_size
@@ -443,6 +445,33 @@ def test_a_pyramid_is_its_grids_side_by_side(grids, pooling):
         assert_array_equal(pyramid, expected)
     else:  # sums may run in another order
         assert_allclose(pyramid, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "grids", [[(1, 1), (2, 2), (3, 3)], [(4, 4), (1, 1)], [(2, 3), (1, 2), (5, 5)], [(2, 3)]]
+)
+@pytest.mark.parametrize(
+    "activation, pooling",
+    [("relu", "max"), ("two_sided", "max"), ("abs", "avg"), ("tanh", "rms"), ("relu", "ppv")],
+)
+def test_balanced_levels_match_the_reference(grids, activation, pooling):
+    """Each level of the pyramid scaled by sqrt(N / (L * n)), after the bias, the activation
+    and the pooling, whichever order the engine runs them in; one grid is left as it is."""
+    rng = np.random.default_rng(7)
+    images = rng.standard_normal((3, 15, 17, 2)).astype(np.float32)
+    filters = rng.standard_normal((5, 3, 3, 2)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    params = dict(
+        padding="same", activation=activation, pooling=pooling, bias=bias, pool_grid=grids
+    )
+    got = engine_features(images, filters, balance_levels=True, threshold=0.1, **params)
+    expected = reference_features(images, filters, balance_levels=True, threshold=0.1, **params)
+    assert_allclose(got, expected.reshape(got.shape), rtol=1e-4, atol=1e-4)
+    plain = engine_features(images, filters, threshold=0.1, **params)
+    if len(grids) == 1:
+        assert_array_equal(got, plain)
+    else:
+        assert not np.allclose(got, plain)
 
 
 # (image shape, filter shape, per-filter dilations, stride, padding, pool_size, pool_grid)

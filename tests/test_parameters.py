@@ -3,7 +3,7 @@ it is documented as not changing them; conflicting settings are errors that name
 
 import numpy as np
 import pytest
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
@@ -18,7 +18,7 @@ NON_DEFAULTS = {
     "n_filters": 32,
     "filter_size": 3,
     "dilation": 2,
-    "antialias": True,
+    "antialias": False,
     "filter_init": "gaussian",
     "image_shape": (4, 16),
     "stride": 2,
@@ -28,6 +28,7 @@ NON_DEFAULTS = {
     "pooling": "avg",
     "pool_size": 4,
     "pool_grid": 2,
+    "balance_levels": False,
     "whiten": False,
     "patch_norm": False,
     "max_patches": 500,
@@ -109,6 +110,27 @@ def test_neither_gives_the_default_pyramid(digits):
     assert conv.output_shape_ == (1 + 4 + 9, 192)
     names = conv.get_feature_names_out()
     assert names[0] == "f0_g1x1_y0_x0" and names[-1] == "f191_g3x3_y2_x2"
+
+
+def test_balance_levels_scales_each_level_of_the_pyramid_and_nothing_else(digits):
+    """The features of balance_levels=False, each level multiplied by sqrt(14 / (3 * n)):
+    2.16 for the whole image, 1.08 for the 2x2 grid, 0.72 for the 3x3 one (centred too); the
+    squared features sum as much as before. With one grid or windows it changes nothing."""
+    X = digits[0]
+    plain, balanced = (
+        ConvFeatureTransformer(balance_levels=balance, random_state=0).fit(X)
+        for balance in (False, True)
+    )
+    before, after = (est.transform(X).reshape(len(X), 14, 192) for est in (plain, balanced))
+    weights = np.repeat(np.sqrt(14 / (3 * np.array([1, 4, 9]))), [1, 4, 9])
+    assert_allclose(after, before * weights[:, None], rtol=1e-5, atol=1e-5)
+    assert_allclose(np.sum(weights**2), 14)
+    for pooling in [{"pool_grid": 2}, {"pool_grid": [3]}, {"pool_size": 2}]:
+        one, other = (
+            ConvFeatureTransformer(balance_levels=b, random_state=0, **pooling).fit_transform(X)
+            for b in (False, True)
+        )
+        assert_array_equal(one, other)
 
 
 def test_pool_size_and_pool_grid_together_are_an_error_naming_both(digits):

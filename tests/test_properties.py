@@ -9,6 +9,7 @@ import math
 import numpy as np
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from scipy.ndimage import gaussian_filter
 from scipy.signal import correlate2d
 from settings import SIMPLE
 
@@ -51,23 +52,38 @@ def dilated(filters, dilations):
 
 
 def reference(
-    images, filters, dilations, stride, padding, activation, pooling, pool_size, pool_grid
+    images,
+    filters,
+    dilations,
+    stride,
+    padding,
+    activation,
+    pooling,
+    pool_size,
+    pool_grid,
+    antialias=False,
 ):
-    """Features of ``(n, H, W, C)`` images, one image, one filter and one region at a time."""
+    """Features of ``(n, H, W, C)`` images, one image, one filter and one region at a time.
+    With ``antialias``, a filter at dilation d > 1 reads the image smoothed by a Gaussian of
+    standard deviation d / 3 (edges repeated), before the padding."""
     filters = dilated(filters, dilations)
     n_filters, kh, kw, _ = filters.shape
+    pads = ((0, 0), (0, 0), (0, 0))
     if padding == "same":
-        pads = ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))
-        images = np.pad(images, pads)
+        pads = (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))
     act = {"relu": lambda v: np.maximum(v, 0), "abs": np.abs, "tanh": np.tanh}.get(
         activation, lambda v: v
     )
     out = []
     for image in images.astype(np.float64):
         maps = []
-        for f in filters.astype(np.float64):
+        for f, d in zip(filters.astype(np.float64), dilations, strict=True):
+            read = image
+            if antialias and d > 1:
+                read = gaussian_filter(image, sigma=(d / 3, d / 3, 0), mode="nearest")
+            read = np.pad(read, pads)
             corr = sum(
-                correlate2d(image[..., c], f[..., c], mode="valid") for c in range(f.shape[2])
+                correlate2d(read[..., c], f[..., c], mode="valid") for c in range(f.shape[2])
             )
             maps.append(act(corr[::stride, ::stride]))
         maps = np.stack(maps, axis=-1)
@@ -106,6 +122,7 @@ def cases(draw):
         batch_size=draw(st.sampled_from(["auto", 1, 3])),
         flatten=True,
         center=draw(st.booleans()),
+        antialias=draw(st.booleans()),
     )
     scale = draw(st.sampled_from([1e-3, 1.0, 255.0]))
     seed = draw(st.integers(0, 2**32 - 1))
@@ -171,6 +188,7 @@ def test_features_are_finite_match_the_reference_and_respect_the_activation(case
         params["pooling"],
         as_pair(params["pool_size"] or 1),
         params["pool_grid"] and as_pair(params["pool_grid"]),
+        params["antialias"],
     )
     if conv.feature_mean_ is not None:
         expected = expected - conv.feature_mean_

@@ -453,7 +453,7 @@ def test_dilations_kept_on_an_image_size_share_the_filters(
 def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init, antialias):
     """The default dilations on 20x20 images: every filter at its dilation, its bias, the
     patch normalisation with its dilation's variance, the smoothed image the dilated ones
-    read with ``antialias``, the centring, against the reference."""
+    read with ``antialias``, the levels' weights, the centring, against the reference."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(12, 20, 20))
     est = ConvFeatureTransformer(
@@ -478,6 +478,7 @@ def test_dilated_default_bank_matches_the_reference(patch_norm, filter_init, ant
         patch_norm_eps=eps,
         dilations=est.dilations_,
         antialias=antialias,
+        balance_levels=True,
     )
     expected = expected.reshape(len(X), -1) - est.feature_mean_
     assert_allclose(est.transform(X), expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
