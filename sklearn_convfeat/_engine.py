@@ -815,34 +815,45 @@ def _make_step(plan, kernel, space, size):
         else:
             np.copyto(target, images[:, low:high].transpose(0, 3, 1, 2), casting="unsafe")
 
-    def load(images, band):
+    def load(images, band, before):
         """Copy the image rows that ``band`` reads into the padded buffer, zeros elsewhere;
         and, smoothed, into each dilation's (from the rows around them that the smoothing
-        reads: the result is that of smoothing the whole image)."""
+        reads: the result is that of smoothing the whole image). ``before`` is what the
+        previous band of these images loaded, ``(first, low, high)``, or None: its smoothed
+        rows that this band reads too are moved, not smoothed again. Returns this band's."""
         first = band[0] * plan.stride - top  # the image row at the buffer's first row
         low, high = max(first, 0), min(first + padded.shape[2], height)
+        fresh = low  # the first image row to smooth
+        if smoothed and before is not None and before[1] <= low < before[2]:
+            # Bands go down the image: the rows they share are the previous band's last.
+            shift, fresh = first - before[0], min(before[2], high)
+            for buffer, _ in smoothed:
+                for row in range(low - first, fresh - first):  # row by row: no overlap
+                    buffer[:, :, row] = buffer[:, :, row + shift]
         buffers = (padded, *(buffer for buffer, _ in smoothed))
         if not whole:
             for buffer in buffers:
                 buffer[:, :, : low - first] = 0
                 buffer[:, :, high - first :] = 0
         copy_rows(images, low, high, padded[:, :, low - first : high - first, left : left + width])
-        if smoothed:
-            start, stop = max(low - radius, 0), min(high + radius, height)
+        if smoothed and fresh < high:
+            start, stop = max(fresh - radius, 0), min(high + radius, height)
             halo = space["halo"]((size, plan.image_shape[2], stop - start, width))
             copy_rows(images, start, stop, halo)
             scratch = space["halo_rows"](halo.shape)
             for buffer, sigma in smoothed:
-                target = buffer[:, :, low - first : high - first, left : left + width]
-                rows = slice(low - start, high - start)
+                target = buffer[:, :, fresh - first : high - first, left : left + width]
+                rows = slice(fresh - start, high - start)
                 smooth(halo, sigma, (2, 3), rows=rows, output=target, scratch=scratch)
+        return first, low, high
 
     def step(images, out):
         if not whole:
             for level in from_maps:
                 level[...] = identity
+        loaded = None
         for band in plan.bands:
-            load(images, band)
+            loaded = load(images, band, loaded)
             tiles[band[1] - band[0]](band)
         if combine is not None:
             combine()

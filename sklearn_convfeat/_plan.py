@@ -63,6 +63,12 @@ BAND_FACTOR = 2
 MIN_BLOCK = 64
 BLOCK_ALIGN = 16
 
+# The buffers (name prefixes) that only the loading of a band's image rows works in, the
+# smoothing's: left out of the tiles' bytes that the tiling fits to the cache (they are still
+# counted in the memory a chunk needs). The smoothed rows stand in for the padded ones in a
+# dilated block's gathers: a tile reads one of them at a time, counted once as the padded.
+LOAD_BUFFERS = ("halo", "smoothed_")
+
 # The L2 cache of a core when the machine does not say.
 DEFAULT_L2_BYTES = 2**20
 
@@ -423,10 +429,11 @@ class Plan:
         number; the map values of the largest region.
     chunk, bands, blocks, padded_rows : int, tuple, tuple, int
         The tiling; the padded rows that the longest band reads.
-    bytes_per_image, kept_tiles : int
+    bytes_per_image, tile_bytes_per_image, kept_tiles : int
         Bytes of a chunk's buffers per image (:meth:`chunk_buffers`), the FFT's filter
-        spectra excepted; the tiles of a banded plan whose views are made once and kept (all
-        of them, up to :data:`KEPT_TILES`; else none).
+        spectra excepted; those a tile works in, which the tiling fits to the cache (all but
+        the smoothing's, :data:`LOAD_BUFFERS`); the tiles of a banded plan whose views are
+        made once and kept (all of them, up to :data:`KEPT_TILES`; else none).
     """
 
     image_shape: tuple
@@ -472,6 +479,7 @@ class Plan:
     smooth_radius: int
     level_weights: tuple
     bytes_per_image: int = 0
+    tile_bytes_per_image: int = 0
 
     @property
     def block(self):
@@ -724,7 +732,9 @@ def _plan(**decisions):
         smooth_radius=max((smoothing_radius(sigma) for _, sigma in smoothing), default=0),
         level_weights=level_weights(levels, decisions["balance_levels"]),
     )
-    return replace(plan, bytes_per_image=_nbytes(plan.chunk_buffers(1)))
+    buffers = plan.chunk_buffers(1)
+    tile = {name: value for name, value in buffers.items() if not name.startswith(LOAD_BUFFERS)}
+    return replace(plan, bytes_per_image=_nbytes(buffers), tile_bytes_per_image=_nbytes(tile))
 
 
 def _nbytes(buffers):
@@ -788,14 +798,14 @@ def _tiled(plan=None, budget=None, **decisions):
         )
 
     whole = tiling(rows, n_filters)
-    if whole.bytes_per_image <= budget:
-        return replace(whole, chunk=max(1, budget // whole.bytes_per_image))
+    if whole.tile_bytes_per_image <= budget:
+        return replace(whole, chunk=max(1, budget // whole.tile_bytes_per_image))
     smallest = min(MIN_BLOCK, n_filters)
     blocks = sorted({_split(n_filters, count, BLOCK_ALIGN) for count in range(1, n_filters + 1)})
     bands = sorted({_split(rows, count) for count in range(1, rows + 1)}, reverse=True)
 
     def fits(band, block):
-        return tiling(band, block).bytes_per_image <= BAND_FACTOR * budget
+        return tiling(band, block).tile_bytes_per_image <= BAND_FACTOR * budget
 
     for band in bands:
         # A tile's bytes grow with its filters: the largest block that fits, by bisection.

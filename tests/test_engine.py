@@ -534,6 +534,39 @@ def test_dilated_filters_match_the_reference(
     assert_allclose(features, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("image_shape", [(28, 28, 1), (3000, 4000, 1)])
+def test_the_smoothing_leaves_the_tiling_alone(image_shape):
+    """antialias adds buffers that only the loading of a band works in: the tiles (chunk,
+    bands, blocks) are those without it, fitted to the same cache budget; only the memory
+    counted grows."""
+    plain, smoothed = (
+        make_plan(
+            image_shape=image_shape,
+            filter_size=(4, 4),
+            n_filters=192,
+            stride=1,
+            padding="same",
+            activation="relu",
+            threshold=0.0,
+            pooling="max",
+            spec=parse_pooling(None, None, True),
+            flatten=True,
+            patch_norm=True,
+            dilations=((1, 64), (2, 64), (3, 64)),
+            antialias=antialias,
+            tile_budget=3 * 2**20,
+        )
+        for antialias in (False, True)
+    )
+    assert smoothed.smoothing and not plain.smoothing
+    assert (smoothed.chunk, smoothed.bands, smoothed.blocks) == (
+        plain.chunk,
+        plain.bands,
+        plain.blocks,
+    )
+    assert smoothed.bytes_per_image > plain.bytes_per_image
+
+
 def test_dilated_filters_take_the_gemm_path():
     images, filters = _data((12, 12, 1), (2, 3, 3, 1))
     with pytest.raises(ValueError, match="dilated filters run on the GEMM path"):
