@@ -54,7 +54,14 @@ PYRAMID = ((1, 1), (2, 2), (4, 4))
 
 # The package's defaults when these candidates were measured (before issue 12): every
 # candidate starts from them, so that it stays what it was whatever the defaults become.
-BEFORE = dict(n_filters=64, dilation=1, center=False, pool_grid=PYRAMID)
+BEFORE = dict(
+    n_filters=64,
+    dilation=1,
+    antialias=False,
+    center=False,
+    pool_grid=PYRAMID,
+    balance_levels=False,
+)
 
 
 def _unit_rows(vectors):

@@ -125,10 +125,12 @@ def scattering_available():
 
 
 def multiscale(random_state):
-    """3x3 and 5x5 banks side by side, 32 filters each (the FeatureUnion recipe)."""
+    """3x3 and 5x5 banks side by side, 32 filters each (the FeatureUnion recipe), otherwise
+    the old defaults."""
+    params = {**OLD_DEFAULTS, "n_filters": 32, "random_state": random_state}
     return make_union(
-        ConvFeatureTransformer(n_filters=32, filter_size=3, random_state=random_state),
-        ConvFeatureTransformer(n_filters=32, filter_size=5, random_state=random_state),
+        ConvFeatureTransformer(**{**params, "filter_size": 3}),
+        ConvFeatureTransformer(**{**params, "filter_size": 5}),
     )
 
 
@@ -136,9 +138,12 @@ def stacked(random_state):
     """Two layers: 32 maps pooled 2x2, then the default transformer on them."""
     return make_pipeline(
         ConvFeatureTransformer(
-            n_filters=32, pool_grid=None, pool_size=2, flatten=False, random_state=random_state
+            **{**OLD_DEFAULTS, "n_filters": 32, "pool_grid": None},
+            pool_size=2,
+            flatten=False,
+            random_state=random_state,
         ),
-        ConvFeatureTransformer(random_state=random_state),
+        ConvFeatureTransformer(**OLD_DEFAULTS, random_state=random_state),
     )
 
 

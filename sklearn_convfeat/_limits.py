@@ -114,16 +114,18 @@ def check_feature_range(max_abs, filters, plan):
 
     The maps are bounded by :func:`map_gain`; the activations do not increase magnitudes; the
     pooling mode says how large its sums over the plan's largest region can get (the sum of
-    squares, for 'rms').
+    squares, for 'rms'); the largest of the levels' weights scales the pooled values.
     """
     magnitude = max_abs * map_gain(filters)
     pooling = POOLINGS[plan.pooling]
-    largest = max(magnitude, pooling.largest(magnitude, plan.largest_region))
+    weight = max(1.0, *plan.level_weights)
+    largest = max(magnitude, pooling.largest(magnitude, plan.largest_region)) * weight
+    weighted = f" times the largest weight of the pyramid's levels, {weight:.3g}," * (weight > 1)
     # A factor 2 absorbs float32 rounding in the sums.
     if 2 * largest > FLOAT32_MAX:
         raise ValueError(
             f"X holds values up to {max_abs:.3g} in magnitude: the maps could reach "
-            f"{magnitude:.3g}, and the {pooling.reduces} of {pooling.name} pooling "
+            f"{magnitude:.3g}, and the {pooling.reduces} of {pooling.name} pooling{weighted} "
             f"{largest:.3g}, which could overflow float32 (max {FLOAT32_MAX:.3g}). Scale X "
             f"down, for example to [0, 1] (divide by 255) or with "
             f"sklearn.preprocessing.StandardScaler."

@@ -115,7 +115,8 @@ def l2_bytes(cache_dir="/sys/devices/system/cpu/cpu0/cache"):
 
 
 def tile_bytes():
-    """The bytes a chunk's buffers aim at: :data:`CHUNK_L2` times a core's L2 cache."""
+    """The bytes a chunk's tiles aim at (its buffers but the smoothing's,
+    :data:`LOAD_BUFFERS`): :data:`CHUNK_L2` times a core's L2 cache."""
     return int(CHUNK_L2 * l2_bytes())
 
 
@@ -773,7 +774,8 @@ def _split(length, count, align=1):
 
 def _tiled(plan=None, budget=None, **decisions):
     """The plan of these decisions (``plan``'s, with ``decisions`` changed) with its tiling:
-    whole images and all filters if one image fits ``budget`` (then as many images per chunk
+    whole images and all filters if one image's tile bytes (``tile_bytes_per_image``) fit
+    ``budget`` (then as many images per chunk
     as fit); else one image at a time, in tiles that fit :data:`BAND_FACTOR` times the
     budget: the whole map in blocks of filters, as long as a block keeps :data:`MIN_BLOCK`
     filters; else bands of map rows, the largest that fit with such blocks; at last, bands of

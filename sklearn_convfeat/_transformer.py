@@ -665,6 +665,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        # An estimator saved before these parameters existed made the features they now
+        # default to turning off.
+        state = {"antialias": False, "balance_levels": False, **state}
         super().__setstate__(state)
         if "_plan_params" in state:
             self._plan = make_plan(**self._plan_params)

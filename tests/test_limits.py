@@ -175,6 +175,26 @@ def test_check_feature_range_names_the_sizes_and_the_fix():
         _limits.check_feature_range(2e36, conv.filters_, conv._plan)
 
 
+def test_the_check_counts_the_weights_of_the_pyramid_levels():
+    """A 1x1 all-ones filter on constant images of 1e38 onto a 1 + 8x8 pyramid: the maxima are
+    1e38, finite, but balance_levels multiplies the whole-image level by sqrt(65 / 2) = 5.7."""
+    X = np.full((2, 16, 16), 1e38, dtype=np.float32)
+    params = dict(
+        n_filters=1,
+        filter_init=np.ones((1, 1, 1)),
+        patch_norm=False,
+        center=False,
+        dilation=1,
+        pool_grid=[1, 8],
+    )
+    plain = ConvFeatureTransformer(balance_levels=False, **params).fit(X)
+    assert np.isfinite(plain.transform(X)).all()
+    balanced = ConvFeatureTransformer(balance_levels=True, **params).fit(X)
+    message = r"max pooling times the largest weight of the pyramid's levels, 5\.7, 5\.7e\+38"
+    with pytest.raises(ValueError, match=message + ".*overflow float32"):
+        balanced.transform(X)
+
+
 def test_rms_pooling_checks_the_sum_of_squares():
     """An all-ones filter on constant images m: maps 16 m, and rms pooling over 3x3 sums
     9 * (16 m)^2, which overflows float32 from m = 3.8e17 while 16 m is far from it."""

@@ -92,3 +92,20 @@ def test_skops_refuses_to_load_without_trusting_our_class(X):
     data = sio.dumps(ConvFeatureTransformer(**BASE).fit(X))
     with pytest.raises(UntrustedTypesFoundException, match="ConvFeatureTransformer"):
         sio.loads(data)
+
+
+def test_an_estimator_saved_before_antialias_and_balance_levels_keeps_its_features():
+    """A pickle of an estimator from before these parameters (no such attributes) loads with
+    both off, the features it made then, and transforms without an error."""
+    X = np.random.default_rng(0).random((12, 24, 24))
+    conv = ConvFeatureTransformer(
+        antialias=False, balance_levels=False, max_patches=300, random_state=0
+    ).fit(X)
+    expected = conv.transform(X)
+    for name in ("antialias", "balance_levels"):
+        delattr(conv, name)
+        del conv._fitted_params[name]
+        del conv._plan_params[name]
+    loaded = pickle.loads(pickle.dumps(conv))
+    assert (loaded.antialias, loaded.balance_levels) == (False, False)
+    np.testing.assert_array_equal(loaded.transform(X), expected)
