@@ -864,11 +864,19 @@ def make_plan(
         for length, size in zip(image_shape[:2], spans, strict=True)
     )
     levels, order = _levels(spec, map_shape, clip=not fixed_regions)
-    dilated = spans != filter_size
+    # Filters whose taps are spread, or that read the image smoothed (a 1x1 filter at a
+    # dilation above 1, with antialias), take each dilation's taps from its own rows: the
+    # plain GEMM path's gathers.
+    dilated = spans != filter_size or (
+        antialias and any(smoothing_sigma(dilation) for dilation, _ in dilations)
+    )
     if method == "auto":
         method = "gemm" if dilated else choose_method(image_shape, filter_size, stride, padding)
     elif method == "fft" and dilated:
-        raise ValueError("dilated filters run on the GEMM path only, not method='fft'.")
+        raise ValueError(
+            "dilated filters run on the GEMM path only, not method='fft' (with antialias, "
+            "1x1 filters at a dilation above 1 too: they read the image smoothed)."
+        )
     finest = levels[order[0]]
     phased = (
         method == "gemm"

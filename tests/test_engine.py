@@ -480,6 +480,8 @@ DILATED_CASES = [
     ((19, 17, 2), (5, 4, 4, 2), (1, 1, 1, 3, 3), 1, "valid", (2, 2), None),
     ((21, 20, 3), (4, 4, 3, 3), (2, 2, 5, 5), 2, "same", (1, 1), (3, 2)),
     ((12, 14, 1), (3, 2, 2, 1), (1, 2, 4), 1, "same", (3, 3), None),
+    # 1x1 filters: dilation moves no tap, but with antialias it smooths what they read.
+    ((10, 12, 1), (4, 1, 1, 1), (1, 1, 2, 3), 1, "valid", (2, 2), None),
 ]
 
 
@@ -571,3 +573,8 @@ def test_dilated_filters_take_the_gemm_path():
     images, filters = _data((12, 12, 1), (2, 3, 3, 1))
     with pytest.raises(ValueError, match="dilated filters run on the GEMM path"):
         engine_features(images, filters, method="fft", dilations=(1, 2))
+    # 1x1 filters at dilation 2 read the image smoothed with antialias: the same path.
+    images, filters = _data((12, 12, 1), (2, 1, 1, 1))
+    with pytest.raises(ValueError, match="dilated filters run on the GEMM path"):
+        engine_features(images, filters, method="fft", dilations=(1, 2), antialias=True)
+    engine_features(images, filters, method="fft", dilations=(1, 2))  # no smoothing: any path
