@@ -40,24 +40,40 @@ def engine_features(
         values, counts = np.unique(dilations, return_counts=True)
         assert_array_equal(dilations, np.repeat(values, counts))
         groups = tuple(zip(values.tolist(), counts.tolist(), strict=True))
-    plan = make_plan(
-        image_shape=images.shape[1:],
-        filter_size=filters.shape[1:3],
-        n_filters=len(filters),
-        stride=stride,
-        padding=padding,
-        activation=activation,
-        threshold=threshold,
-        pooling=pooling,
-        spec=parse_pooling(pool_size if pool_grid is None else None, pool_grid, True),
-        flatten=True,
-        patch_norm=patch_norm_eps is not None,
-        method=method,
-        tile_budget=tile_budget,
-        dilations=groups,
-        antialias=antialias,
-        balance_levels=balance_levels,
-    )
+
+    def plan_of(budget):
+        return make_plan(
+            image_shape=images.shape[1:],
+            filter_size=filters.shape[1:3],
+            n_filters=len(filters),
+            stride=stride,
+            padding=padding,
+            activation=activation,
+            threshold=threshold,
+            pooling=pooling,
+            spec=parse_pooling(pool_size if pool_grid is None else None, pool_grid, True),
+            flatten=True,
+            patch_norm=patch_norm_eps is not None,
+            method=method,
+            tile_budget=budget,
+            dilations=groups,
+            antialias=antialias,
+            balance_levels=balance_levels,
+        )
+
+    if tile_budget == "bands of rows":
+        # The smallest budget (in steps of 2) whose bands hold several map rows (the whole
+        # map for maps that go from bands of one row to one band; the default for one row).
+        plan = next(
+            (
+                plan
+                for plan in (plan_of(2**k) for k in range(6, 24))
+                if any(stop - start > 1 for start, stop in plan.bands)
+            ),
+            plan_of(None),
+        )
+    else:
+        plan = plan_of(tile_budget)
     return pooled_features(
         images, plan, filters, bias, patch_norm_eps, n_jobs=n_jobs, batch_size=batch_size
     )
@@ -118,9 +134,10 @@ def _data(image_shape, filter_shape, n_images=5, seed=0):
     return images, filters
 
 
-# Default tiles (whole images for these sizes), and the smallest: bands of one map row and
-# blocks of one filter, so that every region spans several bands.
-TILINGS = {"default": None, "one-row-one-filter": 1}
+# Default tiles (whole images for these sizes); the smallest: bands of one map row and blocks
+# of one filter, so that every region spans several bands; and bands of a few map rows (the
+# first budget that gives them; with antialias, consecutive bands share smoothed rows).
+TILINGS = {"default": None, "one-row-one-filter": 1, "bands-of-rows": "bands of rows"}
 
 
 @pytest.mark.parametrize("tiling", TILINGS)
