@@ -859,6 +859,9 @@ def make_plan(
     if sum(count for _, count in dilations) != n_filters:
         raise ValueError(f"dilations {dilations} do not share n_filters={n_filters}.")
     spans = footprint(filter_size, max(dilation for dilation, _ in dilations))
+    # A stride past the padded image leaves one position per axis, as any larger one does:
+    # capped there, the engine's views take it in NumPy's strides.
+    stride = min(int(stride), max(image_shape[:2]) + max(spans))
     map_shape = tuple(
         conv_output_size(length, size, stride, padding)
         for length, size in zip(image_shape[:2], spans, strict=True)

@@ -362,15 +362,19 @@ def test_huge_n_filters_fails_before_allocating(X):
 
 def test_huge_sizes_are_clipped_to_the_image(X):
     """Documented policy: filter_size, stride, pool_size and pool_grid larger than the image
-    (or the maps) are clipped to it."""
-    huge = 10**9
-    assert make(filter_size=huge).fit(X).filters_.shape == (4, 8, 8, 1)
-    assert make(stride=huge, pool_size=1).fit(X).output_shape_ == (1, 1, 4)
-    assert make(pool_size=huge).fit(X).output_shape_ == (1, 1, 4)
-    assert make(pool_grid=huge).fit(X).output_shape_ == (6, 6, 4)
-    np.testing.assert_array_equal(
-        make(pool_size=huge).fit_transform(X), make(pool_grid=1).fit_transform(X)
-    )
+    (or the maps) are clipped to it; beyond NumPy's 64-bit strides too."""
+    for huge in (10**9, 2**62):
+        assert make(filter_size=huge).fit(X).filters_.shape == (4, 8, 8, 1)
+        assert make(stride=huge, pool_size=1).fit(X).output_shape_ == (1, 1, 4)
+        np.testing.assert_array_equal(
+            make(stride=huge, pool_size=1).fit_transform(X),
+            make(stride=6, pool_size=1).fit_transform(X),
+        )
+        assert make(pool_size=huge).fit(X).output_shape_ == (1, 1, 4)
+        assert make(pool_grid=huge).fit(X).output_shape_ == (6, 6, 4)
+        np.testing.assert_array_equal(
+            make(pool_size=huge).fit_transform(X), make(pool_grid=1).fit_transform(X)
+        )
 
 
 @pytest.mark.parametrize(
