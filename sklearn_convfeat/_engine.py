@@ -452,8 +452,11 @@ def _band_pooler(plan, space, levels, kernel, sums):
                 spans = _position_spans(rows, cols)
                 steps.append(_axis_reducer(maps, 1, spans, reduce, part[:, :, 0], ones))
             else:
-                pooled_rows = space[f"rows_{index}"]((n, rows.count, cols, block_maps))
-                steps.append(_axis_reducer(grid, 1, rows, reduce, pooled_rows))
+                if rows.size == 1:  # one map row a region (one-row bands): nothing to reduce
+                    pooled_rows = grid[:, : rows.count]
+                else:
+                    pooled_rows = space[f"rows_{index}"]((n, rows.count, cols, block_maps))
+                    steps.append(_axis_reducer(grid, 1, rows, reduce, pooled_rows))
                 steps.append(_axis_reducer(pooled_rows, 2, level.cols, reduce, part))
             target = levels[index][:, first : first + rows.count]
             for source, destination in _map_slices(plan, *block):
