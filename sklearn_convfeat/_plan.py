@@ -63,6 +63,19 @@ BAND_FACTOR = 2
 MIN_BLOCK = 64
 BLOCK_ALIGN = 16
 
+# Bands of a large image hold at least MIN_BAND_ROWS map rows (or the whole map) in blocks of
+# MIN_BLOCK filters, even where such a tile outgrows BAND_FACTOR times the budget, as long as it
+# fits FLOOR_FACTOR times it: in smaller bands, a band's fixed costs (its calls, the pooling's
+# reductions over a few rows, the smoothed rows it shares with the next) outweigh what the cache
+# saves. Tiles past FLOOR_FACTOR (only very wide images) shrink as before, to one row in small
+# blocks, so that memory stays bounded. Measured with the defaults (192 filters 4x4 at
+# dilations 1, 2, 3), one thread, 1 MiB L2, seconds per image with antialias off / on:
+# a 3000x4000 grey photo 5.0 / 6.4 in bands of one row, 3.5 / 3.4 in bands of 8 (21 MiB at the
+# peak instead of 6), 3.1 / 3.6 in bands of 4; 1500x2000x3, 2.1 / 3.0 -> 1.3 / 1.6 (16 MiB
+# instead of 4), 1.4 / 1.9 in bands of 4.
+MIN_BAND_ROWS = 8
+FLOOR_FACTOR = 16
+
 # The buffers (name prefixes) that only the loading of a band's image rows works in, the
 # smoothing's: left out of the tiles' bytes that the tiling fits to the cache (they are still
 # counted in the memory a chunk needs). The smoothed rows stand in for the padded ones in a
@@ -775,11 +788,12 @@ def _split(length, count, align=1):
 def _tiled(plan=None, budget=None, **decisions):
     """The plan of these decisions (``plan``'s, with ``decisions`` changed) with its tiling:
     whole images and all filters if one image's tile bytes (``tile_bytes_per_image``) fit
-    ``budget`` (then as many images per chunk
-    as fit); else one image at a time, in tiles that fit :data:`BAND_FACTOR` times the
-    budget: the whole map in blocks of filters, as long as a block keeps :data:`MIN_BLOCK`
-    filters; else bands of map rows, the largest that fit with such blocks; at last, bands of
-    one row in smaller blocks."""
+    ``budget`` (then as many images per chunk as fit); else one image at a time, in tiles that
+    fit :data:`BAND_FACTOR` times the budget: the whole map in blocks of filters, as long as a
+    block keeps :data:`MIN_BLOCK` filters; else bands of map rows, the largest that fit with
+    such blocks, down to :data:`MIN_BAND_ROWS` rows; else bands of that many rows in blocks of
+    ``MIN_BLOCK`` if they fit :data:`FLOOR_FACTOR` times the budget; at last, smaller bands,
+    down to one row in smaller blocks."""
     if plan is not None:
         decisions = {**{name: getattr(plan, name) for name in _DECISIONS}, **decisions}
     budget = tile_bytes() if budget is None else budget
@@ -802,20 +816,31 @@ def _tiled(plan=None, budget=None, **decisions):
     whole = tiling(rows, n_filters)
     if whole.tile_bytes_per_image <= budget:
         return replace(whole, chunk=max(1, budget // whole.tile_bytes_per_image))
-    smallest = min(MIN_BLOCK, n_filters)
     blocks = sorted({_split(n_filters, count, BLOCK_ALIGN) for count in range(1, n_filters + 1)})
+    wide = blocks[bisect.bisect_left(blocks, min(MIN_BLOCK, n_filters)) :]
     bands = sorted({_split(rows, count) for count in range(1, rows + 1)}, reverse=True)
+    floor = min(band for band in bands if band >= min(MIN_BAND_ROWS, rows))
 
-    def fits(band, block):
-        return tiling(band, block).tile_bytes_per_image <= BAND_FACTOR * budget
+    def largest(band, usable, factor=BAND_FACTOR):
+        """``band`` rows in the largest of the ``usable`` blocks whose tile fits ``factor``
+        times the budget (a tile's bytes grow with its filters: by bisection), or None."""
 
-    for band in bands:
-        # A tile's bytes grow with its filters: the largest block that fits, by bisection.
-        usable = blocks if band == 1 else blocks[bisect.bisect_left(blocks, smallest) :]
-        if fits(band, usable[0]):
-            largest = bisect.bisect_left(usable, True, key=lambda block: not fits(band, block))
-            return tiling(band, usable[largest - 1])
-    return tiling(1, blocks[0])
+        def fits(block):
+            return tiling(band, block).tile_bytes_per_image <= factor * budget
+
+        if not fits(usable[0]):
+            return None
+        return tiling(band, usable[bisect.bisect_left(usable, True, key=lambda b: not fits(b)) - 1])
+
+    def first(tilings):
+        return next((found for found in tilings if found is not None), None)
+
+    return (
+        first(largest(band, wide) for band in bands if band >= floor)
+        or largest(floor, wide[:1], FLOOR_FACTOR)
+        or first(largest(band, blocks if band == 1 else wide) for band in bands if band < floor)
+        or tiling(1, blocks[0])
+    )
 
 
 @lru_cache(maxsize=256)
