@@ -1,7 +1,11 @@
 """A small random-bank transformer on raw pixels, pooled over windows, for the tests that do not
-test the defaults: every parameter they depend on is pinned here, once."""
+test the defaults: every parameter they depend on is pinned here, once. And the plan of the
+defaults on an image shape, derived from the estimator."""
+
+import numpy as np
 
 from sklearn_convfeat import ConvFeatureTransformer
+from sklearn_convfeat._plan import make_plan
 
 SIMPLE = dict(
     n_filters=4,
@@ -33,3 +37,13 @@ def simple(**params):
 def make_conv(**params):
     """A transformer with the ``SIMPLE`` settings, overridden by ``params``."""
     return ConvFeatureTransformer(**simple(**params))
+
+
+def default_plan(image_shape, **changes):
+    """The plan of ``ConvFeatureTransformer()`` (fitted on 32x32 images) for images of
+    ``image_shape`` (height, width, channels), with ``changes``; the tile budget is that of a
+    1 MiB L2 cache (3 MiB) unless changed, so that the tiling does not depend on the machine."""
+    images = np.random.default_rng(0).random((2, 32, 32, image_shape[2]))
+    conv = ConvFeatureTransformer(random_state=0).fit(images)
+    params = {**conv._plan_params, "image_shape": image_shape, "tile_budget": 3 * 2**20}
+    return make_plan(**{**params, **changes})

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 from numpy.testing import assert_allclose, assert_array_equal
+from settings import default_plan
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -139,26 +140,11 @@ def test_a_large_image_is_tiled_in_bands_of_several_rows_while_memory_allows(ant
     MIN_BLOCK filters, though such tiles outgrow BAND_FACTOR times the budget (bands of one
     row before); a panorama 40,000 pixels wide, whose such tiles outgrow FLOOR_FACTOR times
     it, in bands of one row in the smallest blocks, as before."""
-    params = dict(
-        filter_size=(4, 4),
-        n_filters=192,
-        dilations=((1, 64), (2, 64), (3, 64)),
-        stride=1,
-        padding="same",
-        activation="relu",
-        threshold=0.0,
-        pooling="max",
-        spec=parse_pooling(None, None, True),
-        flatten=True,
-        patch_norm=True,
-        antialias=antialias,
-        tile_budget=3 * 2**20,
-    )
-    photo = make_plan(image_shape=(3000, 4000, 1), **params)
+    photo = default_plan((3000, 4000, 1), antialias=antialias)
     assert {stop - start for start, stop in photo.bands} == {MIN_BAND_ROWS}
     assert {stop - start for start, stop in photo.blocks} == {MIN_BLOCK}
     assert BAND_FACTOR < photo.tile_bytes_per_image / 2**20 / 3 <= FLOOR_FACTOR
-    panorama = make_plan(image_shape=(300, 40_000, 1), **params)
+    panorama = default_plan((300, 40_000, 1), antialias=antialias)
     assert {stop - start for start, stop in panorama.bands} == {1}
     assert {stop - start for start, stop in panorama.blocks} == {BLOCK_ALIGN}
     assert panorama.tile_bytes_per_image <= FLOOR_FACTOR * 3 * 2**20

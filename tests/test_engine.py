@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from reference import reference_features
+from settings import default_plan
 
 from sklearn_convfeat._engine import feature_maps, pooled_features
 from sklearn_convfeat._plan import make_plan, parse_pooling
@@ -558,25 +559,7 @@ def test_the_smoothing_leaves_the_tiling_alone(image_shape):
     """antialias adds buffers that only the loading of a band works in: the tiles (chunk,
     bands, blocks) are those without it, fitted to the same cache budget; only the memory
     counted grows."""
-    plain, smoothed = (
-        make_plan(
-            image_shape=image_shape,
-            filter_size=(4, 4),
-            n_filters=192,
-            stride=1,
-            padding="same",
-            activation="relu",
-            threshold=0.0,
-            pooling="max",
-            spec=parse_pooling(None, None, True),
-            flatten=True,
-            patch_norm=True,
-            dilations=((1, 64), (2, 64), (3, 64)),
-            antialias=antialias,
-            tile_budget=3 * 2**20,
-        )
-        for antialias in (False, True)
-    )
+    plain, smoothed = (default_plan(image_shape, antialias=value) for value in (False, True))
     assert smoothed.smoothing and not plain.smoothing
     assert (smoothed.chunk, smoothed.bands, smoothed.blocks) == (
         plain.chunk,
