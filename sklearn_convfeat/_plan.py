@@ -68,11 +68,12 @@ BLOCK_ALIGN = 16
 # fits FLOOR_FACTOR times it: in smaller bands, a band's fixed costs (its calls, the pooling's
 # reductions over a few rows, the smoothed rows it shares with the next) outweigh what the cache
 # saves. Tiles past FLOOR_FACTOR (only very wide images) shrink as before, to one row in small
-# blocks, so that memory stays bounded. Measured with the defaults (192 filters 4x4 at
-# dilations 1, 2, 3), one thread, 1 MiB L2, seconds per image with antialias off / on:
-# a 3000x4000 grey photo 5.0 / 6.4 in bands of one row, 3.5 / 3.4 in bands of 8 (21 MiB at the
-# peak instead of 6), 3.1 / 3.6 in bands of 4; 1500x2000x3, 2.1 / 3.0 -> 1.3 / 1.6 (16 MiB
-# instead of 4), 1.4 / 1.9 in bands of 4.
+# blocks, so that memory stays bounded. Measured by ``benchmarks/bench_large.py`` with the
+# defaults (192 filters 4x4 at dilations 1, 2, 3), one thread, 1 MiB L2 (3 MiB budget), seconds
+# per image with antialias off / on in bands of 1, 4 and 8 rows: a 3000x4000 grey photo
+# 4.97 / 6.53, 3.57 / 4.00, 3.18 / 3.81 (peak 5.5, 13.7, 21.1 MiB with antialias);
+# 1500x2000x3 2.41 / 3.33, 1.76 / 1.84, 1.64 / 1.60; 600x8000 1.91 / 2.68, 1.61 / 1.54,
+# 1.76 / 1.50 (43 MiB); 1500x1500 (bands of 5 rows before) 0.55 / 0.68 -> 0.50 / 0.60 in 8.
 MIN_BAND_ROWS = 8
 FLOOR_FACTOR = 16
 

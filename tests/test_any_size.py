@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 from numpy.testing import assert_allclose, assert_array_equal
-from settings import default_plan
+from settings import TILE_BUDGET, default_plan
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -143,11 +143,11 @@ def test_a_large_image_is_tiled_in_bands_of_several_rows_while_memory_allows(ant
     photo = default_plan((3000, 4000, 1), antialias=antialias)
     assert {stop - start for start, stop in photo.bands} == {MIN_BAND_ROWS}
     assert {stop - start for start, stop in photo.blocks} == {MIN_BLOCK}
-    assert BAND_FACTOR < photo.tile_bytes_per_image / 2**20 / 3 <= FLOOR_FACTOR
+    assert BAND_FACTOR < photo.tile_bytes_per_image / TILE_BUDGET <= FLOOR_FACTOR
     panorama = default_plan((300, 40_000, 1), antialias=antialias)
     assert {stop - start for start, stop in panorama.bands} == {1}
     assert {stop - start for start, stop in panorama.blocks} == {BLOCK_ALIGN}
-    assert panorama.tile_bytes_per_image <= FLOOR_FACTOR * 3 * 2**20
+    assert panorama.tile_bytes_per_image <= FLOOR_FACTOR * TILE_BUDGET
 
 
 def test_the_memory_estimate_bounds_the_peak_on_a_large_image():
