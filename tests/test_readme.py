@@ -153,7 +153,7 @@ def _ci_script():
     return (REPO / ".ci" / "run").read_text().splitlines()
 
 
-@pytest.mark.parametrize("command", ["python -m pytest"])
+@pytest.mark.parametrize("command", ["python -m pytest", "python -m sphinx"])
 def test_ci_runs_exactly_the_readme_command(command):
     """.ci/run runs the README's test command and its docs command as written."""
     blocks = fenced_blocks(README.read_text())
