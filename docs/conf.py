@@ -114,7 +114,16 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     "header_links_before_dropdown": 6,
-    "secondary_sidebar_items": ["page-toc"],
+    # The guide's pages and the examples have a few sections and wide code and tables: they
+    # get the width of the right-hand sidebar; the API and the benchmarks keep their contents.
+    "secondary_sidebar_items": {
+        "guide/*": [],
+        "auto_examples/*": [],
+        "api": ["page-toc"],
+        "generated/*": ["page-toc"],
+        "benchmarks/*": ["page-toc"],
+        "changelog": ["page-toc"],
+    },
 }
 html_sidebars = {"index": [], "changelog": []}
 
