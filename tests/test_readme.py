@@ -9,7 +9,6 @@ written, or only after an earlier block of the same page, are listed below with 
 MyST directives (```` ```{include} ````, ```` ```{toctree} ````) are not code.
 """
 
-import importlib.util
 import os
 import re
 import shlex
@@ -119,18 +118,6 @@ def _commands(tokens):
 
 
 STEPS = {document: _steps(document) for document in DOCUMENTS}
-
-
-def test_the_parameters_table_is_made_from_the_estimator():
-    """The README's table of parameters is what docs/make_parameters.py makes of the
-    estimator's signature and docstring (run it after changing either)."""
-    spec = importlib.util.spec_from_file_location(
-        "make_parameters", REPO / "docs" / "make_parameters.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    text = README.read_text()
-    assert text == module.readme_with_table(text), "run python docs/make_parameters.py"
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(REPO)))
