@@ -2,8 +2,8 @@
 README's quickstart.
 
 ``python .ci/check_dist.py DIST``: the wheel carries the licence text and the package, and the
-sdist every file of the checkout that a packager needs to run the tests and build the
-documentation (every tracked file but CI's own). ``python .ci/check_dist.py --quickstart``
+sdist every tracked file of the checkout, so that a packager can run the tests and build the
+documentation from it. ``python .ci/check_dist.py --quickstart``
 prints the Python block of the README's Quickstart section.
 """
 
@@ -15,7 +15,6 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_SHIPPED = (".ci/", ".gitignore")
 
 
 def quickstart():
@@ -37,7 +36,7 @@ def check(dist):
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
-    missing = [name for name in tracked if not name.startswith(NOT_SHIPPED) and name not in shipped]
+    missing = [name for name in tracked if name not in shipped]
     assert not missing, f"the sdist lacks {missing}"
     generated = [name for name in shipped if name.startswith(("docs/_build/", "docs/generated/"))]
     assert not generated, f"the sdist holds built files: {generated[:5]}"
