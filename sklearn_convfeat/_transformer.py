@@ -92,7 +92,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     activation, then they are pooled over local windows (``pool_size``) or onto a fixed grid
     (``pool_grid``). The pooled maps, flattened, are features for any scikit-learn estimator.
 
-    Read more in the README.
+    Read more in the :ref:`User Guide <parameters>`.
 
     Parameters
     ----------
@@ -263,7 +263,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ``dilations_`` (a fraction of the mean variance of that dilation's training
         patches); None without ``patch_norm``.
 
-    feature_mean_ : ndarray of shape (n_features_out,) or output_shape_, float32, or None
+    feature_mean_ : ndarray of shape (n_features_out,) or `output_shape_`, float32, or None
         The mean features of the training images that ``transform`` subtracts (shaped as one
         image's features); None with ``center=False``.
 
@@ -278,7 +278,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit. Defined only when ``X`` has feature names that
         are all strings.
 
