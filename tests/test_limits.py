@@ -2,7 +2,10 @@
 
 import math
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits, 
 from sklearn_convfeat._variants import POOLINGS
 
 PARAMS = SIMPLE
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make(**params):
@@ -22,14 +26,56 @@ def test_memory_limit_error_is_a_memory_error():
     assert issubclass(MemoryLimitError, MemoryError)
 
 
-def test_available_memory_reads_mem_available(tmp_path):
-    meminfo = tmp_path / "meminfo"
-    meminfo.write_text("MemTotal:  1000 kB\nMemFree:  10 kB\nMemAvailable:   12345 kB\n")
-    assert _limits.available_memory(meminfo) == 12345 * 1024
+MiB = 2**20
+NO_LIMIT = "9223372036854771712"  # cgroup v1's memory.limit_in_bytes without a limit
 
 
-def test_available_memory_falls_back_to_physical_memory_then_to_none(tmp_path, monkeypatch):
-    missing = tmp_path / "missing"
+def fake_root(root, files):
+    """A fake tree of ``/proc`` and cgroup files under ``root``: ``{path: text}``."""
+    for path, text in files.items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return str(root)
+
+
+def mountinfo(*mounts):
+    """``/proc/self/mountinfo`` lines of ``(root, mount point, fstype, super options)``."""
+    return "".join(
+        f"{30 + i} 23 0:{40 + i} {root} {point} rw,nosuid shared:{i} - {fstype} {fstype} {opts}\n"
+        for i, (root, point, fstype, opts) in enumerate(mounts)
+    )
+
+
+V2_MOUNTS = mountinfo(
+    ("/", "/proc", "proc", "rw"),
+    ("/", "/sys/fs/cgroup", "cgroup2", "rw,nsdelegate"),
+)
+V1_MOUNTS = mountinfo(
+    ("/", "/sys/fs/cgroup/cpu,cpuacct", "cgroup", "rw,cpu,cpuacct"),
+    ("/docker/abc", "/sys/fs/cgroup/memory", "cgroup", "rw,memory"),
+    ("/", "/sys/fs/cgroup/unified", "cgroup2", "rw"),
+)
+
+
+@pytest.fixture
+def no_rlimits(monkeypatch):
+    """This process's resource limits read as unlimited, whatever the shell set."""
+    resource = pytest.importorskip("resource")
+    unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: unlimited)
+
+
+def test_available_memory_reads_mem_available(tmp_path, no_rlimits):
+    meminfo = "MemTotal:  1000 kB\nMemFree:  10 kB\nMemAvailable:   12345 kB\n"
+    root = fake_root(tmp_path, {"/proc/meminfo": meminfo})
+    assert _limits.available_memory(root) == 12345 * 1024
+
+
+def test_available_memory_falls_back_to_physical_memory_then_to_none(
+    tmp_path, monkeypatch, no_rlimits
+):
+    missing = str(tmp_path / "missing")
     if hasattr(os, "sysconf"):
         monkeypatch.setattr(os, "sysconf", {"SC_PHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}.get)
         assert _limits.available_memory(missing) == 1000 * 4096
@@ -44,6 +90,176 @@ def test_available_memory_falls_back_to_physical_memory_then_to_none(tmp_path, m
 def test_available_memory_of_this_machine_is_positive():
     available = _limits.available_memory()
     assert available is None or available > 0
+
+
+def test_cgroup_v2_limit_of_the_own_cgroup_and_its_parents(tmp_path):
+    """``memory.max`` less ``memory.current`` (its reclaimable page cache, inactive_file,
+    counted as free) for the process's cgroup and every parent; the smallest wins."""
+    job = "/sys/fs/cgroup/user.slice/job.scope"
+    files = {
+        "/proc/self/cgroup": "0::/user.slice/job.scope\n",
+        "/proc/self/mountinfo": V2_MOUNTS,
+        f"{job}/memory.max": f"{1024 * MiB}\n",
+        f"{job}/memory.current": f"{300 * MiB}\n",
+        f"{job}/memory.stat": f"anon {200 * MiB}\nfile {100 * MiB}\ninactive_file {100 * MiB}\n",
+        "/sys/fs/cgroup/user.slice/memory.max": "max\n",
+        "/sys/fs/cgroup/user.slice/memory.current": f"{5000 * MiB}\n",
+    }
+    root = fake_root(tmp_path, files)
+    assert _limits.cgroup_available(root) == (1024 - 200) * MiB
+    # A parent's limit, tighter than the job's own.
+    fake_root(tmp_path, {"/sys/fs/cgroup/user.slice/memory.max": f"{5100 * MiB}\n"})
+    assert _limits.cgroup_available(root) == 100 * MiB
+    # "max" everywhere: no limit.
+    fake_root(
+        tmp_path,
+        {f"{job}/memory.max": "max\n", "/sys/fs/cgroup/user.slice/memory.max": "max\n"},
+    )
+    assert _limits.cgroup_available(root) is None
+
+
+def test_cgroup_v2_in_a_container_namespace(tmp_path):
+    """A container with its own cgroup namespace sees its cgroup as the root ``0::/``, with
+    its limit at the mount point; over its usage, nothing is left."""
+    files = {
+        "/proc/self/cgroup": "0::/\n",
+        "/proc/self/mountinfo": V2_MOUNTS,
+        "/sys/fs/cgroup/memory.max": f"{512 * MiB}\n",
+        "/sys/fs/cgroup/memory.current": f"{600 * MiB}\n",
+    }
+    assert _limits.cgroup_available(fake_root(tmp_path, files)) == 0
+
+
+def test_cgroup_v1_limit_under_its_mount(tmp_path):
+    """A cgroup v1 container: the memory hierarchy mounted from the container's cgroup
+    ``/docker/abc``, the other controllers and an empty cgroup2 beside it."""
+    memory = "/sys/fs/cgroup/memory"
+    files = {
+        "/proc/self/cgroup": (
+            "12:pids:/docker/abc\n4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/\n"
+        ),
+        "/proc/self/mountinfo": V1_MOUNTS,
+        f"{memory}/memory.limit_in_bytes": f"{512 * MiB}\n",
+        f"{memory}/memory.usage_in_bytes": f"{100 * MiB}\n",
+        f"{memory}/memory.stat": f"cache {30 * MiB}\ntotal_inactive_file {20 * MiB}\n",
+        "/sys/fs/cgroup/cpu,cpuacct/memory.limit_in_bytes": "1\n",  # not the memory's
+    }
+    root = fake_root(tmp_path, files)
+    assert _limits.cgroup_available(root) == (512 - 80) * MiB
+    fake_root(tmp_path, {f"{memory}/memory.limit_in_bytes": NO_LIMIT + "\n"})
+    assert _limits.cgroup_available(root) is None
+
+
+def test_cgroup_v1_hierarchy_without_a_namespace(tmp_path):
+    """The whole v1 hierarchy mounted (a batch job's cgroup, seen from the host): the
+    job's limit under its path, its parent's above it."""
+    memory = "/sys/fs/cgroup/memory"
+    files = {
+        "/proc/self/cgroup": "4:memory:/batch/job7\n",
+        "/proc/self/mountinfo": mountinfo(("/", memory, "cgroup", "rw,memory")),
+        f"{memory}/batch/job7/memory.limit_in_bytes": f"{256 * MiB}\n",
+        f"{memory}/batch/job7/memory.usage_in_bytes": f"{56 * MiB}\n",
+        f"{memory}/batch/memory.limit_in_bytes": NO_LIMIT,
+        f"{memory}/memory.limit_in_bytes": NO_LIMIT,
+    }
+    assert _limits.cgroup_available(fake_root(tmp_path, files)) == 200 * MiB
+
+
+@pytest.mark.parametrize(
+    "broken, expected",
+    [
+        ({}, None),  # no /proc at all: not Linux
+        ({"/proc/self/cgroup": "garbage\n::\n4:memory\n"}, None),
+        ({"/proc/self/cgroup": "0::/job\n", "/proc/self/mountinfo": "1 2 3\n- -\n"}, None),
+        ({"/proc/self/cgroup": "0::/job\n", "/sys/fs/cgroup/job/memory.max": "lots\n"}, None),
+        # No mountinfo: the usual mount point; no usage: the limit counts whole.
+        ({"/proc/self/cgroup": "0::/job\n", "/sys/fs/cgroup/job/memory.max": "4096\n"}, 4096),
+        # Unreadable: directories where files should be.
+        ({"/proc/self/cgroup": "0::/job\n", "/sys/fs/cgroup/job/memory.max/x": ""}, None),
+        ({"/proc/self/cgroup/x": "", "/proc/self/mountinfo/x": "", "/proc/meminfo/x": ""}, None),
+    ],
+    ids=["nothing", "garbled", "bad-mountinfo", "not-a-number", "no-usage", "dir", "dirs"],
+)
+def test_a_missing_or_unreadable_source_is_skipped(
+    tmp_path, broken, expected, monkeypatch, no_rlimits
+):
+    root = fake_root(tmp_path, broken)
+    assert _limits.cgroup_available(root) == expected
+    # MemAvailable unknown too: the physical memory, or the cgroup's limit if smaller.
+    monkeypatch.setattr(os, "sysconf", {"SC_PHYS_PAGES": 10, "SC_PAGE_SIZE": 4096}.get)
+    assert _limits.available_memory(root) == min(40960, expected or 40960)
+
+
+def test_available_memory_is_the_smallest_limit(tmp_path, monkeypatch):
+    files = {
+        "/proc/meminfo": f"MemAvailable: {4 * 2**20} kB\n",  # 4 GiB free on the machine
+        "/proc/self/cgroup": "0::/job\n",
+        "/proc/self/mountinfo": V2_MOUNTS,
+        "/sys/fs/cgroup/job/memory.max": f"{2048 * MiB}",
+        "/sys/fs/cgroup/job/memory.current": f"{48 * MiB}",
+        "/proc/self/status": f"Name:\tpython\nVmSize:\t{1024 * 1024} kB\nVmData:\t 10 kB\n",
+    }
+    root = fake_root(tmp_path, files)
+    resource = pytest.importorskip("resource")
+    limits = {resource.RLIMIT_AS: resource.RLIM_INFINITY, resource.RLIMIT_DATA: 2**62}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (limits.get(which, -1),) * 2)
+    assert _limits.available_memory(root) == 2000 * MiB  # the cgroup's
+    # ulimit -v of 1.5 GiB, 1 GiB of it mapped already.
+    limits[resource.RLIMIT_AS] = 1536 * MiB
+    assert _limits.rlimit_available(root) == 512 * MiB
+    assert _limits.available_memory(root) == 512 * MiB
+
+
+RLIMIT_SCRIPT = """
+import resource, sys
+import numpy as np
+from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits
+
+conv = ConvFeatureTransformer(
+    n_filters=64, filter_init="gaussian", patch_norm=False, center=False, pool_size=1,
+    dilation=1, random_state=0,
+).fit(np.zeros((1, 64, 64)))
+def mapped(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+name, field = sys.argv[1], sys.argv[2]
+limit = mapped(field) + 256 * 2**20
+resource.setrlimit(getattr(resource, name), (limit, resource.RLIM_INFINITY))
+print(_limits.rlimit_available(), _limits.available_memory())
+try:
+    np.ones(300 * 2**20, dtype=np.uint8)  # the limit is real: NumPy cannot get 300 MiB
+    print("allocated")
+except MemoryError:
+    print("numpy refused")
+try:
+    conv.transform(np.zeros((300, 64, 64)))  # 300 x 64 x 64 x 64 float32: 300 MiB
+    print("transformed")
+except MemoryLimitError as error:
+    print("MemoryLimitError", error)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("name, field", [("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")])
+def test_resource_limits_set_in_a_process_bound_its_memory(name, field):
+    """In a process whose RLIMIT_AS (ulimit -v) or RLIMIT_DATA leaves 256 MiB beyond what it
+    maps, the memory check sees those 256 MiB (less what it mapped since), where NumPy fails,
+    and refuses a transform of 300 MiB."""
+    result = subprocess.run(
+        [sys.executable, "-c", RLIMIT_SCRIPT, name, field],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    numbers, allocation, transform = result.stdout.strip().splitlines()
+    left, available = map(int, numbers.split())
+    assert 200 * MiB < left <= 256 * MiB
+    assert available <= left
+    assert allocation == "numpy refused"
+    assert transform.startswith("MemoryLimitError The features of 300 images")
 
 
 def test_check_memory_raises_with_size_and_advice():
