@@ -113,6 +113,16 @@ def transform(estimator, X):
     )
 
 
+def sample_size(X, *, max_rows=FIT_SAMPLE_ROWS, max_bytes=FIT_SAMPLE_BYTES):
+    """Rows of the sample that :func:`sample_rows` draws from ``X``, from its metadata alone.
+
+    Computing it takes twice their bytes at the peak: the drawn blocks' rows, then the
+    sample they are joined into.
+    """
+    row_bytes = max(1, math.prod(X.shape[1:]) * X.dtype.itemsize)
+    return min(max_rows, X.shape[0], max(1, max_bytes // row_bytes))
+
+
 def sample_rows(
     X,
     random_state=None,
@@ -153,8 +163,7 @@ def sample_rows(
             "X.compute_chunk_sizes() first."
         )
     rng = check_random_state(random_state)
-    row_bytes = max(1, math.prod(X.shape[1:]) * X.dtype.itemsize)
-    n_rows = min(max_rows, X.shape[0], max(1, max_bytes // row_bytes))
+    n_rows = sample_size(X, max_rows=max_rows, max_bytes=max_bytes)
     order = rng.permutation(len(block_sizes))
     held = np.cumsum(np.asarray(block_sizes)[order])
     n_blocks = max(min_blocks, int(np.searchsorted(held, n_rows)) + 1)

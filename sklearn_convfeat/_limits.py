@@ -252,6 +252,52 @@ def bank_bytes(n_filters, filter_size, n_channels):
     return _BANK_BYTES_PER_VALUE * n_filters * math.prod(filter_size) * n_channels
 
 
+# Fixed allowance of a fit beyond the arrays it counts: plans, banks, the sample's indices.
+FIT_CALL_BYTES = 4 * 2**20
+
+# MiniBatchKMeans draws its initial centroids from 3 batches of 1024 patches: its buffers hold
+# that many patches and their distances to the centroids.
+_KMEANS_INIT = 3 * 1024
+
+# The features that centring computes at once, at most: bounds fit's memory whatever the
+# output's size, and costs nothing on the usual ones (1,000 images of 14 x 192 features are
+# 10 MiB, one batch).
+CENTER_BATCH_BYTES = 64 * 2**20
+
+
+def patch_bytes(n_patches, footprint_values, tap_values, n_filters=0, smoothed_values=0):
+    """Peak bytes of sampling patches and learning a bank from them, for one dilation.
+
+    Sampling reads ``n_patches`` patches of ``footprint_values`` values (float64) from images
+    of which ``smoothed_values`` values are smoothed at once, then normalises them: at most
+    three copies of the patches, and three of the smoothed images. Learning ``n_filters``
+    filters (0: none) reads the ``tap_values`` values under the taps of each patch, whitens
+    them (a covariance and its eigenvectors) and runs the bank's algorithm on them, while
+    the patches are still held: the patches, four copies of the taps, a few square matrices
+    and banks, and k-means' initial sample with its distances. Checked against tracemalloc's
+    peak in ``tests/test_limits.py``.
+    """
+    n, s, t, k = n_patches, footprint_values, tap_values, n_filters
+    sampling = 3 * n * s + 3 * smoothed_values
+    learning = n * s + 4 * n * t + 4 * t * t + 4 * k * t + min(n, _KMEANS_INIT) * (k + t)
+    learning *= bool(k)
+    return 8 * max(sampling, learning) + FIT_CALL_BYTES
+
+
+def center_batch(image_bytes, n_samples, fixed_bytes=0, available=None):
+    """Images whose features centring computes at once: as many as
+    :data:`CENTER_BATCH_BYTES` hold, and half the memory that the ``available`` bytes leave
+    beyond ``fixed_bytes``; at most ``n_samples``, at least one.
+
+    ``image_bytes`` is what centring allocates per image (its features and its copy),
+    ``fixed_bytes`` what it allocates once (the mean, the engine's working memory).
+    """
+    budget = CENTER_BATCH_BYTES
+    if available is not None:
+        budget = min(budget, (available - fixed_bytes) // 2)
+    return max(1, min(n_samples, budget // max(1, image_bytes)))
+
+
 def check_memory(n_bytes, what, advice, available=None):
     """Raise :class:`MemoryLimitError` if ``n_bytes`` exceed the ``available`` memory.
 

@@ -1,11 +1,12 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
 import math
+from collections import Counter
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names_in,
@@ -14,16 +15,26 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _dask
+from . import _dask, _limits
 from ._engine import pooled_features_of_groups
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
-from ._limits import bank_bytes, check_feature_range, check_memory, format_bytes, transform_bytes
+from ._limits import (
+    bank_bytes,
+    center_batch,
+    check_feature_range,
+    check_memory,
+    format_bytes,
+    patch_bytes,
+    transform_bytes,
+)
 from ._patches import (
     dilated_taps,
     fold_preprocessing,
     normalize_patches,
+    patch_count,
     patch_norm_eps,
     sample_patches,
+    smooth_batch,
     zca_whitening,
 )
 from ._plan import check_pair, make_plan, parse_pooling
@@ -225,9 +236,11 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     center : bool, default=True
         Subtract from the features their mean over (at most 1,000 of) the training images,
-        learnt in ``fit``: the features are then centred, so that a linear model that follows
-        converges several times faster (LogisticRegression's solution does not change, as its
-        intercept is not penalised). With ``False``, ReLU or ``abs`` features are >= 0.
+        learnt in ``fit`` a batch of images at a time (within 64 MiB of features and half the
+        memory available), summed in float64: the features are then centred, so that a
+        linear model that follows converges several times faster (LogisticRegression's
+        solution does not change, as its intercept is not penalised). With ``False``, ReLU
+        or ``abs`` features are >= 0.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the random filter banks and the sample of patches. Pass an int for reproducible
@@ -312,9 +325,17 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     ``set_params`` acts at the next ``fit``; ``transform`` refuses to run a plan made for
     other parameters (``n_jobs`` and ``batch_size`` excepted, which never change the
     features).
-    Before allocating, ``fit`` (random banks) and ``transform`` compare the memory they need
-    with the memory available (``MemAvailable`` on Linux, else the physical memory) and raise
-    :class:`~sklearn_convfeat.MemoryLimitError` if it does not fit.
+    Before allocating, ``fit`` and ``transform`` compare the memory they need with the memory
+    available and raise :class:`~sklearn_convfeat.MemoryLimitError` if it does not fit:
+    ``fit`` counts, before sampling or learning anything, the random bank, the patches of
+    each dilation with the bank learnt from them, a dask array's samples and the centring's
+    batches; ``transform`` its output and working memory. The memory available is the
+    smallest of ``MemAvailable`` (Linux's ``/proc/meminfo``; else the physical memory), the
+    memory cgroup's limit less its usage (containers, batch jobs: cgroup v2 ``memory.max``
+    less ``memory.current``, v1 ``memory.limit_in_bytes`` less ``memory.usage_in_bytes``,
+    for the process's cgroup and its parents) and ``RLIMIT_AS`` / ``RLIMIT_DATA``
+    (``ulimit -v`` / ``-d``) less what the process maps; see
+    :func:`sklearn_convfeat._limits.available_memory`.
 
     References
     ----------
@@ -537,11 +558,22 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         -------
         self : object
             Fitted transformer.
+
+        Raises
+        ------
+        MemoryLimitError
+            If a step would need more memory than is available: drawing a random bank,
+            sampling the patches of a dilation and learning its filters, a dask array's
+            samples, or centring one batch of images (features of one image at least, and
+            their mean). Raised before anything is sampled or learnt; the message gives the
+            size and how to cut it.
+
         """
         self._validate_params()
         self._check_params()
         X = self._validate_X(X, reset=True)
         ragged = isinstance(X, list)
+        shapes = None
         if ragged:
             shapes = sorted({image.shape for image in X})
             smallest = tuple(min(shape[axis] for shape in shapes) for axis in range(3))
@@ -562,6 +594,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             filter_size = given.shape[1:3]
         learnt = is_named and self.filter_init in PATCH_BANKS
         groups = self._dilation_groups(filter_size, fit_shape)
+        center_batch = self._check_fit_memory(X, filter_size, groups, image_shape, shapes)
         bias = np.zeros(self.n_filters)
         if is_named and self.filter_init in FILTER_BANKS:
             make_bank = FILTER_BANKS[self.filter_init]
@@ -596,27 +629,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.patch_norm_eps_ = eps
         self.image_shape_ = image_shape
         self.dilations_ = np.repeat([d for d, _ in groups], [n for _, n in groups])
-        self._plan_params = dict(
-            filter_size=tuple(filter_size),
-            dilations=groups,
-            antialias=self.antialias,
-            n_filters=self.n_filters,
-            stride=self.stride,
-            padding=self.padding,
-            activation=self.activation,
-            threshold=self.threshold,
-            pooling=self.pooling,
-            spec=parse_pooling(self.pool_size, self.pool_grid, self.flatten),
-            flatten=self.flatten,
-            balance_levels=self.balance_levels,
-            patch_norm=self.patch_norm,
-        )
+        self._plan_params = self._plan_parameters(filter_size, groups, image_shape, shapes)
         if ragged:
             # Every shape's plan now: it checks that each image's maps hold the grids.
             self._plans(shapes)
-            self._plan_params.update(image_shape=shapes[0], fixed_regions=True)
-        else:
-            self._plan_params.update(image_shape=image_shape, fixed_regions=False)
         self._plan = make_plan(**self._plan_params)
         self.output_shape_ = self._plan.output_shape
         self._fitted_params = {
@@ -626,33 +642,143 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         }
         self.feature_mean_ = None
         if self.center:
-            self.feature_mean_ = self._feature_mean(X, random_state)
+            self.feature_mean_ = self._feature_mean(X, random_state, center_batch)
         return self
 
-    def _feature_mean(self, X, random_state):
+    def _plan_parameters(self, filter_size, groups, image_shape, shapes=None):
+        """The parameters of the plan of a bank of ``groups`` (``(dilation, n_filters)``
+        pairs) of filters of ``filter_size``, for images of ``image_shape`` or, for a list of
+        images, of ``shapes`` (the first's plan; :meth:`_plans` makes the others')."""
+        return dict(
+            filter_size=tuple(filter_size),
+            dilations=tuple(groups),
+            antialias=self.antialias,
+            n_filters=sum(count for _, count in groups),
+            stride=self.stride,
+            padding=self.padding,
+            activation=self.activation,
+            threshold=self.threshold,
+            pooling=self.pooling,
+            spec=parse_pooling(self.pool_size, self.pool_grid, self.flatten),
+            flatten=self.flatten,
+            balance_levels=self.balance_levels,
+            patch_norm=self.patch_norm,
+            image_shape=image_shape if shapes is None else shapes[0],
+            fixed_regions=shapes is not None,
+        )
+
+    def _feature_mean(self, X, random_state, batch_size):
         """The mean features of at most :data:`CENTER_SAMPLES` images of ``X``, drawn with
-        ``random_state``."""
+        ``random_state``, computed ``batch_size`` images at a time and summed in float64 one
+        image after another (the order of NumPy's ``mean(axis=0)``)."""
         if _dask.is_dask_array(X):
             X = _dask.sample_rows(X, random_state, max_rows=CENTER_SAMPLES)
-        n_samples = len(X)
-        if n_samples > CENTER_SAMPLES:
-            rows = np.sort(random_state.choice(n_samples, CENTER_SAMPLES, replace=False))
-            X = [X[i] for i in rows] if isinstance(X, list) else X[rows]
-        if not isinstance(X, list):
-            X = to_images(X, self._plan.image_shape)
-        features = self._features(X)
-        if self._plan.flatten:
-            features = features.reshape(len(features), -1)
-        return features.mean(axis=0, dtype=np.float64).astype(np.float32)
+        rows = np.arange(len(X))
+        if len(X) > CENTER_SAMPLES:
+            rows = np.sort(random_state.choice(len(X), CENTER_SAMPLES, replace=False))
+        total = np.zeros(math.prod(self.output_shape_))
+        for batch in gen_batches(len(rows), batch_size):
+            if isinstance(X, list):
+                images = [X[i] for i in rows[batch]]
+            else:
+                images = to_images(X[rows[batch]], self._plan.image_shape)
+            for features in self._features(images).reshape(len(images), -1):
+                total += features
+        mean = (total / len(rows)).astype(np.float32)
+        return mean if self._plan.flatten else mean.reshape(self.output_shape_)
 
-    def _plans(self, shapes):
+    def _check_fit_memory(self, X, filter_size, groups, image_shape, shapes):
+        """Fail before sampling, learning or computing anything if a step of fit would need
+        more memory than is available: a dask array's samples, the patches of each dilation
+        and the bank learnt from them, the centring's batches. Returns the images centring
+        computes at once (:func:`~sklearn_convfeat._limits.center_batch`)."""
+        available = _limits.available_memory()
+        learnt = isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS
+        # Images that the patches and the centring are drawn from; for a dask array, its
+        # samples, computed into memory (the centring's held while its features are).
+        patch_images = center_images = len(X)
+        held = 0
+        if _dask.is_dask_array(X):
+            patch_images = _dask.sample_size(X)
+            center_images = _dask.sample_size(X, max_rows=CENTER_SAMPLES)
+            row_bytes = math.prod(X.shape[1:]) * X.dtype.itemsize
+            held = center_images * row_bytes
+            random_bank = "a random bank (filter_init='gaussian', 'uniform' or 'gabor') with "
+            samples = [
+                (patch_images, self.patch_norm or learnt, "the patches", "patch_norm=False"),
+                (center_images, self.center, "centring", "center=False"),
+            ]
+            for n_rows, needed, purpose, change in samples:
+                if needed:
+                    check_memory(
+                        2 * n_rows * row_bytes,
+                        f"A sample of {n_rows} images of the dask array for {purpose} "
+                        f"({format_bytes(row_bytes)} each, computed then joined)",
+                        f"Use {random_bank * (purpose == 'the patches')}{change}.",
+                        available,
+                    )
+        if self.patch_norm or learnt:
+            sizes = Counter(image.shape for image in X) if shapes else {image_shape: patch_images}
+            channels = image_shape[2]
+            for dilation, count in groups:
+                span = footprint(filter_size, dilation)
+                n_patches = min(self.max_patches, patch_count(sizes, span))
+                smoothed = 0
+                if self.antialias and dilation > 1:
+                    at_once = 1 if shapes else smooth_batch(image_shape)
+                    smoothed = min(at_once, patch_images) * max(map(math.prod, sizes))
+                needed = patch_bytes(
+                    n_patches,
+                    math.prod(span) * channels,
+                    math.prod(filter_size) * channels,
+                    count if learnt else 0,
+                    smoothed,
+                )
+                learning = f" and learning {count} filters from them" * learnt
+                check_memory(
+                    needed,
+                    f"Sampling {n_patches} patches of {span[0]}x{span[1]}x{channels} pixels "
+                    f"(dilation {dilation}){learning}",
+                    "Use a smaller max_patches, smaller filters (filter_size) or smaller "
+                    "dilations.",
+                    available,
+                )
+        if not self.center:
+            return None
+        params = self._plan_parameters(filter_size, groups, image_shape, shapes)
+        plans = list(self._plans(shapes, params).values()) if shapes else [make_plan(**params)]
+        n_features = math.prod(plans[0].output_shape)
+        n_samples = min(CENTER_SAMPLES, center_images)
+        # Per image: its features (twice for a list: by shape, then in order) and its copy.
+        copy_bytes = 0 if shapes else math.prod(image_shape) * X.dtype.itemsize
+        image_bytes = 4 * n_features * (2 if shapes else 1) + copy_bytes
+        n_threads = thread_count(self.n_jobs)
+        # The engine's buffers stop growing at a chunk of images per thread: those of all the
+        # images bound those of any batch of them.
+        working = max(plan.working_bytes(n_samples, n_threads=n_threads) for plan in plans)
+        # The mean in float64 and float32; a dask array's sample, held meanwhile.
+        fixed = 12 * n_features + working + held
+        batch = center_batch(image_bytes, n_samples, fixed, available)
+        check_memory(
+            batch * image_bytes + fixed,
+            f"Centring the features (center=True) of {batch} image{'s' * (batch > 1)} at a "
+            f"time ({n_features} float32, {format_bytes(4 * n_features)} per image) with "
+            f"{format_bytes(working)} of working memory",
+            "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
+            "stride, or center=False.",
+            available,
+        )
+        return batch
+
+    def _plans(self, shapes, params=None):
         """The plan of each image shape of a list of images: grids are never clipped, so that
         every image gives features of the same length."""
+        params = self._plan_params if params is None else params
         plans = {}
         for shape in shapes:
             try:
-                params = {**self._plan_params, "image_shape": shape, "fixed_regions": True}
-                plans[shape] = make_plan(**params)
+                shape_params = {**params, "image_shape": shape, "fixed_regions": True}
+                plans[shape] = make_plan(**shape_params)
             except ValueError as error:
                 raise ValueError(f"An image of shape {shape}: {error}") from None
         return plans
