@@ -1,6 +1,7 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
 import math
+import warnings
 from collections import Counter
 from numbers import Integral, Real
 
@@ -108,8 +109,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_filters : int, default=192
-        Number of filters in the bank, shared among the dilations. Like every integer
-        parameter, it must be an int, not a bool.
+        Number of filters in the bank, shared among the dilations, or at most that many for
+        a bank with fewer to give (``'pca'``; ``n_filters_`` says how many it holds). Like
+        every integer parameter, it must be an int, not a bool.
 
     filter_size : int or (int, int), default=4
         Height and width of the filters. Clipped to the image, so that tiny images and 1-D
@@ -143,8 +145,12 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         - ``'kmeans'``: centroids of spherical k-means of the patches (Coates & Ng), with
           :class:`~sklearn.cluster.MiniBatchKMeans`;
         - ``'patches'``: random patches among the higher-contrast half of the sample;
-        - ``'pca'``: the leading principal components of the patches (PCANet); at most
-          ``height * width * channels`` filters, and best with ``whiten=False``.
+        - ``'pca'``: the leading principal components of the patches (PCANet), best with
+          ``whiten=False``. There are at most ``height * width * channels`` of them per
+          dilation (16 for the default 4x4 grey filters), and one per patch sampled: asked
+          for more, the bank holds all there are, with a warning, as
+          :class:`~sklearn.preprocessing.QuantileTransformer` keeps at most ``n_samples``
+          quantiles; ``n_filters_`` and the output follow it (48 filters on the defaults).
 
         Random or fixed, they read only the images' shape:
 
@@ -260,14 +266,18 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    filters_ : ndarray of shape (n_filters, h, w, channels), float32
+    filters_ : ndarray of shape (n_filters_, h, w, channels), float32
         The filter bank, applied to the raw (or, with ``patch_norm``, patch-normalised)
         images; learnt banks include the whitening.
 
-    bias_ : ndarray of shape (n_filters,), float32
+    n_filters_ : int
+        The filters the bank holds: ``n_filters``, or fewer for a ``'pca'`` bank asked for
+        more components than there are.
+
+    bias_ : ndarray of shape (n_filters_,), float32
         Added to each filter's map: the centring of learnt banks (zeros for the others).
 
-    dilations_ : ndarray of shape (n_filters,), int
+    dilations_ : ndarray of shape (n_filters_,), int
         The dilation of each filter (the filters are grouped by dilation, in increasing
         order).
 
@@ -286,7 +296,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     output_shape_ : tuple of int
         The shape of the features of one image: ``(rows, cols, n_maps)``, or
         ``(n_regions, n_maps)`` with a pyramid of grids (the default). ``n_maps`` is
-        ``n_filters``, twice that with ``activation='two_sided'``.
+        ``n_filters_``, twice that with ``activation='two_sided'``.
 
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
@@ -568,6 +578,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             their mean). Raised before anything is sampled or learnt; the message gives the
             size and how to cut it.
 
+        Warns
+        -----
+        UserWarning
+            If a ``'pca'`` bank holds fewer filters than ``n_filters`` (see ``filter_init``).
         """
         self._validate_params()
         self._check_params()
@@ -622,12 +636,14 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             eps = tuple(eps) if self.patch_norm else None
             if learnt:
                 filters = np.concatenate([bank for bank, _ in banks])
-                filters = filters.reshape(self.n_filters, *filter_size, fit_shape[2])
+                filters = filters.reshape(-1, *filter_size, fit_shape[2])
                 bias = np.concatenate([bank_bias for _, bank_bias in banks])
+                groups = self._learnt_groups(groups, [len(bank) for bank, _ in banks], filter_size)
         self.filters_ = np.asarray(filters, dtype=np.float32)
         self.bias_ = bias.astype(np.float32)
         self.patch_norm_eps_ = eps
         self.image_shape_ = image_shape
+        self.n_filters_ = len(self.filters_)
         self.dilations_ = np.repeat([d for d, _ in groups], [n for _, n in groups])
         self._plan_params = self._plan_parameters(filter_size, groups, image_shape, shapes)
         if ragged:
@@ -794,6 +810,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         # An estimator saved before these parameters existed made the features they now
         # default to turning off.
         state = {"antialias": False, "balance_levels": False, **state}
+        if "filters_" in state and "n_filters_" not in state:
+            state["n_filters_"] = len(state["filters_"])
         super().__setstate__(state)
         if "_plan_params" in state:
             self._plan = make_plan(**self._plan_params)
@@ -809,6 +827,26 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             preprocessed = patches - mean
         bank = PATCH_BANKS[self.filter_init](preprocessed, n_filters, random_state)
         return fold_preprocessing(bank, mean, whitening)
+
+    def _learnt_groups(self, groups, counts, filter_size):
+        """``groups`` with the ``counts`` of filters that their learnt banks hold: fewer than
+        asked when a bank has a natural maximum (``'pca'``), said by a warning."""
+        learnt = tuple(
+            (dilation, count) for (dilation, _), count in zip(groups, counts, strict=True)
+        )
+        if learnt != tuple(groups):
+            n_filters = sum(counts)
+            warnings.warn(
+                f"filter_init={self.filter_init!r} gives at most one filter per value under a "
+                f"filter's taps ({' x '.join(map(str, filter_size))} x channels) and per patch "
+                f"sampled, for each dilation: the bank holds {n_filters} filters "
+                f"({', '.join(f'{n} at dilation {d}' for d, n in learnt)}) of the "
+                f"n_filters={self.n_filters} asked for, and n_filters_ says so. Set "
+                f"n_filters={n_filters} (or fewer) for exactly this bank without this warning.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return learnt
 
     def _dilation_groups(self, filter_size, image_shape):
         """``((dilation, n_filters), ...)``: the dilations a filter of ``filter_size`` keeps on
