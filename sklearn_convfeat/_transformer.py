@@ -698,8 +698,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
                 images = [X[i] for i in rows[batch]]
             else:
                 images = to_images(X[rows[batch]], self._plan.image_shape)
-            for features in self._features(images).reshape(len(images), -1):
-                total += features
+            features = self._features(images).reshape(len(images), -1)
+            for i in range(len(images)):
+                total += features[i]
+            del features  # before the next batch's are made: one batch at a time
         mean = (total / len(rows)).astype(np.float32)
         return mean if self._plan.flatten else mean.reshape(self.output_shape_)
 
