@@ -447,9 +447,26 @@ def test_fit_streams_the_centring_and_gets_the_same_mean(monkeypatch):
         "_features",
         lambda self, images: calls.append(len(images)) or features(self, images),
     )
-    conv = big_output().fit(X)
+    counted = []
+    check = _limits.check_memory
+    monkeypatch.setattr(
+        _transformer,
+        "check_memory",
+        lambda n_bytes, what, *args: counted.append((n_bytes, what)) or check(n_bytes, what, *args),
+    )
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        conv = big_output().fit(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert len(calls) > 4 and max(calls) * 72 * 2**10 < 2 * 2**20
     np.testing.assert_array_equal(conv.feature_mean_, expected)
+    # What the check counted for centring bounds what fit allocated, one batch at a time.
+    (centring,) = [n_bytes for n_bytes, what in counted if what.startswith("Centring")]
+    assert peak <= centring <= 8 * 2**20
     # A list of images, and features kept as images (flatten=False): the same.
     listed = big_output().fit(list(X))
     np.testing.assert_array_equal(listed.feature_mean_, expected)
