@@ -714,27 +714,34 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         learnt = isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS
         # Images that the patches and the centring are drawn from; for a dask array, its
         # samples, computed into memory (the centring's held while its features are).
-        patch_images = center_images = len(X)
+        is_dask = _dask.is_dask_array(X)
+        patch_images = center_images = None if is_dask else len(X)
         held = 0
-        if _dask.is_dask_array(X):
-            patch_images = _dask.sample_size(X)
-            center_images = _dask.sample_size(X, max_rows=CENTER_SAMPLES)
+        if is_dask:
             row_bytes = math.prod(X.shape[1:]) * X.dtype.itemsize
-            held = center_images * row_bytes
-            random_bank = "a random bank (filter_init='gaussian', 'uniform' or 'gabor') with "
-            samples = [
-                (patch_images, self.patch_norm or learnt, "the patches", "patch_norm=False"),
-                (center_images, self.center, "centring", "center=False"),
-            ]
-            for n_rows, needed, purpose, change in samples:
-                if needed:
-                    check_memory(
-                        2 * n_rows * row_bytes,
-                        f"A sample of {n_rows} images of the dask array for {purpose} "
-                        f"({format_bytes(row_bytes)} each, computed then joined)",
-                        f"Use {random_bank * (purpose == 'the patches')}{change}.",
-                        available,
-                    )
+
+            def check_sample(n_rows, purpose, change):
+                check_memory(
+                    2 * n_rows * row_bytes,
+                    f"A sample of {n_rows} images of the dask array for {purpose} "
+                    f"({format_bytes(row_bytes)} each, computed then joined)",
+                    f"Use {change}.",
+                    available,
+                )
+                return n_rows
+
+            if self.patch_norm or learnt:
+                patch_images = check_sample(
+                    _dask.sample_size(X),
+                    "the patches",
+                    "a random bank (filter_init='gaussian', 'uniform' or 'gabor') with "
+                    "patch_norm=False",
+                )
+            if self.center:
+                center_images = check_sample(
+                    _dask.sample_size(X, max_rows=CENTER_SAMPLES), "centring", "center=False"
+                )
+                held = center_images * row_bytes
         if self.patch_norm or learnt:
             sizes = Counter(image.shape for image in X) if shapes else {image_shape: patch_images}
             channels = image_shape[2]
