@@ -289,8 +289,8 @@ def _transformer(args, n_jobs=None):
 
 @contextmanager
 def _fitting(args):
-    """Report an error of the estimator found in fit (a filter file unlike the images, more
-    'pca' filters than a patch has values) as one line naming its options."""
+    """Report an error of the estimator found in fit (a filter file unlike the images) as one
+    line naming its options."""
     try:
         yield
     except ValueError as exc:

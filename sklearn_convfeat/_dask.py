@@ -113,6 +113,21 @@ def transform(estimator, X):
     )
 
 
+def sample_size(X, *, max_rows=FIT_SAMPLE_ROWS, max_bytes=FIT_SAMPLE_BYTES):
+    """Rows of the sample that :func:`sample_rows` draws from ``X``, from its metadata alone.
+
+    Computing it takes twice their bytes at the peak: the drawn blocks' rows, then the
+    sample they are joined into.
+    """
+    if any(math.isnan(size) for size in X.chunks[0]):
+        raise ValueError(
+            "A random sample of a dask array needs its chunk sizes along the samples; call "
+            "X.compute_chunk_sizes() first."
+        )
+    row_bytes = max(1, math.prod(X.shape[1:]) * X.dtype.itemsize)
+    return min(max_rows, X.shape[0], max(1, max_bytes // row_bytes))
+
+
 def sample_rows(
     X,
     random_state=None,
@@ -146,15 +161,9 @@ def sample_rows(
     sample : ndarray of shape (n_rows, ...)
         The drawn rows, in their order in ``X``.
     """
+    n_rows = sample_size(X, max_rows=max_rows, max_bytes=max_bytes)
     block_sizes = X.chunks[0]
-    if any(math.isnan(size) for size in block_sizes):
-        raise ValueError(
-            "A random sample of a dask array needs its chunk sizes along the samples; call "
-            "X.compute_chunk_sizes() first."
-        )
     rng = check_random_state(random_state)
-    row_bytes = max(1, math.prod(X.shape[1:]) * X.dtype.itemsize)
-    n_rows = min(max_rows, X.shape[0], max(1, max_bytes // row_bytes))
     order = rng.permutation(len(block_sizes))
     held = np.cumsum(np.asarray(block_sizes)[order])
     n_blocks = max(min_blocks, int(np.searchsorted(held, n_rows)) + 1)

@@ -114,17 +114,15 @@ def kmeans_bank(patches, n_filters, random_state):
 
 
 def pca_bank(patches, n_filters, random_state):
-    """Leading principal components of the patches (PCANet)."""
-    if n_filters > min(patches.shape):
-        raise ValueError(
-            f"filter_init='pca' gives at most one filter per value of a patch "
-            f"(height * width * channels = {patches.shape[1]}) and per patch sampled "
-            f"({patches.shape[0]}), but n_filters={n_filters}; lower n_filters."
-        )
-    return PCA(n_components=n_filters, random_state=random_state).fit(patches).components_
+    """Leading principal components of the patches (PCANet): ``n_filters`` of them, or all
+    there are when fewer (one per value of a patch, and per patch), as
+    :class:`~sklearn.decomposition.PCA` with ``n_components=None``."""
+    n_components = min(n_filters, *patches.shape)
+    return PCA(n_components=n_components, random_state=random_state).fit(patches).components_
 
 
-# Banks learnt from patches: fn(patches, n_filters, random_state) -> (n_filters, n_features).
+# Banks learnt from patches: fn(patches, n_filters, random_state) -> (n, n_features), with
+# n = n_filters unless the bank has fewer to give ('pca').
 PATCH_BANKS = {"patches": patches_bank, "kmeans": kmeans_bank, "pca": pca_bank}
 
 

@@ -11,6 +11,8 @@ normalisation is not linear; the engine computes it exactly from the patches' mo
 (:func:`patch_moments`), at a cost independent of the number of filters.
 """
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter1d
@@ -19,8 +21,10 @@ from sklearn.utils.random import sample_without_replacement
 
 from ._shapes import SMOOTH_TRUNCATE, padding_widths
 
-# Images smoothed at once while sampling patches from smoothed images: bounds the copy.
+# Images smoothed at once while sampling patches from smoothed images, at most: bounds the
+# copies (the images, their float64 copy and its smoothed rows), in number and in bytes.
 SMOOTH_BATCH = 256
+SMOOTH_BYTES = 32 * 2**20
 
 # Regularisers, relative to the data's own variance so that they do not depend on the scale
 # of the pixels (0..16, 0..255 or 0..1): Coates & Ng (2011) add 10 to the variance of
@@ -82,7 +86,7 @@ def sample_patches(images, patch_size, max_patches, random_state, sigma=0.0):
         # Only the images patches are drawn from are smoothed, a batch at a time.
         used, local = np.unique(owners, return_inverse=True)
         parts = []
-        for batch in gen_batches(len(used), SMOOTH_BATCH):
+        for batch in gen_batches(len(used), smooth_batch(images.shape[1:])):
             inside = (local >= batch.start) & (local < batch.stop)
             smoothed = smooth(images[used[batch]], sigma, axes=(1, 2))
             parts.append(
@@ -98,6 +102,21 @@ def sample_patches(images, patch_size, max_patches, random_state, sigma=0.0):
         positions = chosen[owners == index] - offsets[index]
         parts.append(_patches_at(image, np.zeros_like(positions), positions, patch_size))
     return np.concatenate(parts)
+
+
+def patch_count(sizes, patch_size):
+    """Positions of patches of ``patch_size`` in images of the ``{(H, W, C): count}``
+    ``sizes``: what :func:`sample_patches` draws from."""
+    rows, cols = patch_size
+    return sum(
+        count * max(0, h - rows + 1) * max(0, w - cols + 1) for (h, w, _), count in sizes.items()
+    )
+
+
+def smooth_batch(image_shape):
+    """Images of ``image_shape`` that :func:`sample_patches` smooths at once: at most
+    :data:`SMOOTH_BATCH`, and :data:`SMOOTH_BYTES` of float64 (one image at least)."""
+    return max(1, min(SMOOTH_BATCH, SMOOTH_BYTES // (8 * math.prod(image_shape))))
 
 
 def _patches_at(images, owners, positions, patch_size):

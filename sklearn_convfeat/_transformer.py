@@ -1,11 +1,13 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
 import math
+import warnings
+from collections import Counter
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names_in,
@@ -14,16 +16,26 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _dask
+from . import _dask, _limits
 from ._engine import pooled_features_of_groups
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
-from ._limits import bank_bytes, check_feature_range, check_memory, format_bytes, transform_bytes
+from ._limits import (
+    bank_bytes,
+    center_batch,
+    check_feature_range,
+    check_memory,
+    format_bytes,
+    patch_bytes,
+    transform_bytes,
+)
 from ._patches import (
     dilated_taps,
     fold_preprocessing,
     normalize_patches,
+    patch_count,
     patch_norm_eps,
     sample_patches,
+    smooth_batch,
     zca_whitening,
 )
 from ._plan import check_pair, make_plan, parse_pooling
@@ -97,8 +109,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_filters : int, default=192
-        Number of filters in the bank, shared among the dilations. Like every integer
-        parameter, it must be an int, not a bool.
+        Number of filters in the bank, shared among the dilations, or at most that many for
+        a bank with fewer to give (``'pca'``; ``n_filters_`` says how many it holds). Like
+        every integer parameter, it must be an int, not a bool.
 
     filter_size : int or (int, int), default=4
         Height and width of the filters. Clipped to the image, so that tiny images and 1-D
@@ -132,8 +145,12 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         - ``'kmeans'``: centroids of spherical k-means of the patches (Coates & Ng), with
           :class:`~sklearn.cluster.MiniBatchKMeans`;
         - ``'patches'``: random patches among the higher-contrast half of the sample;
-        - ``'pca'``: the leading principal components of the patches (PCANet); at most
-          ``height * width * channels`` filters, and best with ``whiten=False``.
+        - ``'pca'``: the leading principal components of the patches (PCANet), best with
+          ``whiten=False``. There are at most ``height * width * channels`` of them per
+          dilation (16 for the default 4x4 grey filters), and one per patch sampled: asked
+          for more, the bank holds all there are, with a warning, as
+          :class:`~sklearn.preprocessing.QuantileTransformer` keeps at most ``n_samples``
+          quantiles; ``n_filters_`` and the output follow it (48 filters on the defaults).
 
         Random or fixed, they read only the images' shape:
 
@@ -225,9 +242,11 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     center : bool, default=True
         Subtract from the features their mean over (at most 1,000 of) the training images,
-        learnt in ``fit``: the features are then centred, so that a linear model that follows
-        converges several times faster (LogisticRegression's solution does not change, as its
-        intercept is not penalised). With ``False``, ReLU or ``abs`` features are >= 0.
+        learnt in ``fit`` a batch of images at a time (within 64 MiB of features and half the
+        memory available), summed in float64: the features are then centred, so that a
+        linear model that follows converges several times faster (LogisticRegression's
+        solution does not change, as its intercept is not penalised). With ``False``, ReLU
+        or ``abs`` features are >= 0.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the random filter banks and the sample of patches. Pass an int for reproducible
@@ -247,14 +266,18 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    filters_ : ndarray of shape (n_filters, h, w, channels), float32
+    filters_ : ndarray of shape (n_filters_, h, w, channels), float32
         The filter bank, applied to the raw (or, with ``patch_norm``, patch-normalised)
         images; learnt banks include the whitening.
 
-    bias_ : ndarray of shape (n_filters,), float32
+    n_filters_ : int
+        The filters the bank holds: ``n_filters``, or fewer for a ``'pca'`` bank asked for
+        more components than there are.
+
+    bias_ : ndarray of shape (n_filters_,), float32
         Added to each filter's map: the centring of learnt banks (zeros for the others).
 
-    dilations_ : ndarray of shape (n_filters,), int
+    dilations_ : ndarray of shape (n_filters_,), int
         The dilation of each filter (the filters are grouped by dilation, in increasing
         order).
 
@@ -273,7 +296,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     output_shape_ : tuple of int
         The shape of the features of one image: ``(rows, cols, n_maps)``, or
         ``(n_regions, n_maps)`` with a pyramid of grids (the default). ``n_maps`` is
-        ``n_filters``, twice that with ``activation='two_sided'``.
+        ``n_filters_``, twice that with ``activation='two_sided'``.
 
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
@@ -312,9 +335,17 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     ``set_params`` acts at the next ``fit``; ``transform`` refuses to run a plan made for
     other parameters (``n_jobs`` and ``batch_size`` excepted, which never change the
     features).
-    Before allocating, ``fit`` (random banks) and ``transform`` compare the memory they need
-    with the memory available (``MemAvailable`` on Linux, else the physical memory) and raise
-    :class:`~sklearn_convfeat.MemoryLimitError` if it does not fit.
+    Before allocating, ``fit`` and ``transform`` compare the memory they need with the memory
+    available and raise :class:`~sklearn_convfeat.MemoryLimitError` if it does not fit:
+    ``fit`` counts, before sampling or learning anything, the random bank, the patches of
+    each dilation with the bank learnt from them, a dask array's samples and the centring's
+    batches; ``transform`` its output and working memory. The memory available is the
+    smallest of ``MemAvailable`` (Linux's ``/proc/meminfo``; else the physical memory), the
+    memory cgroup's limit less its usage (containers, batch jobs: cgroup v2 ``memory.max``
+    less ``memory.current``, v1 ``memory.limit_in_bytes`` less ``memory.usage_in_bytes``,
+    for the process's cgroup and its parents) and ``RLIMIT_AS`` / ``RLIMIT_DATA``
+    (``ulimit -v`` / ``-d``) less what the process maps; see
+    :func:`sklearn_convfeat._limits.available_memory`.
 
     References
     ----------
@@ -537,11 +568,26 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         -------
         self : object
             Fitted transformer.
+
+        Raises
+        ------
+        MemoryLimitError
+            If a step would need more memory than is available: drawing a random bank,
+            sampling the patches of a dilation and learning its filters, a dask array's
+            samples, or centring one batch of images (features of one image at least, and
+            their mean). Raised before anything is sampled or learnt; the message gives the
+            size and how to cut it.
+
+        Warns
+        -----
+        UserWarning
+            If a ``'pca'`` bank holds fewer filters than ``n_filters`` (see ``filter_init``).
         """
         self._validate_params()
         self._check_params()
         X = self._validate_X(X, reset=True)
         ragged = isinstance(X, list)
+        shapes = None
         if ragged:
             shapes = sorted({image.shape for image in X})
             smallest = tuple(min(shape[axis] for shape in shapes) for axis in range(3))
@@ -562,6 +608,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             filter_size = given.shape[1:3]
         learnt = is_named and self.filter_init in PATCH_BANKS
         groups = self._dilation_groups(filter_size, fit_shape)
+        center_batch = self._check_fit_memory(X, filter_size, groups, image_shape, shapes)
         bias = np.zeros(self.n_filters)
         if is_named and self.filter_init in FILTER_BANKS:
             make_bank = FILTER_BANKS[self.filter_init]
@@ -589,34 +636,19 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             eps = tuple(eps) if self.patch_norm else None
             if learnt:
                 filters = np.concatenate([bank for bank, _ in banks])
-                filters = filters.reshape(self.n_filters, *filter_size, fit_shape[2])
+                filters = filters.reshape(-1, *filter_size, fit_shape[2])
                 bias = np.concatenate([bank_bias for _, bank_bias in banks])
+                groups = self._learnt_groups(groups, [len(bank) for bank, _ in banks], filter_size)
         self.filters_ = np.asarray(filters, dtype=np.float32)
         self.bias_ = bias.astype(np.float32)
         self.patch_norm_eps_ = eps
         self.image_shape_ = image_shape
+        self.n_filters_ = len(self.filters_)
         self.dilations_ = np.repeat([d for d, _ in groups], [n for _, n in groups])
-        self._plan_params = dict(
-            filter_size=tuple(filter_size),
-            dilations=groups,
-            antialias=self.antialias,
-            n_filters=self.n_filters,
-            stride=self.stride,
-            padding=self.padding,
-            activation=self.activation,
-            threshold=self.threshold,
-            pooling=self.pooling,
-            spec=parse_pooling(self.pool_size, self.pool_grid, self.flatten),
-            flatten=self.flatten,
-            balance_levels=self.balance_levels,
-            patch_norm=self.patch_norm,
-        )
+        self._plan_params = self._plan_parameters(filter_size, groups, image_shape, shapes)
         if ragged:
             # Every shape's plan now: it checks that each image's maps hold the grids.
             self._plans(shapes)
-            self._plan_params.update(image_shape=shapes[0], fixed_regions=True)
-        else:
-            self._plan_params.update(image_shape=image_shape, fixed_regions=False)
         self._plan = make_plan(**self._plan_params)
         self.output_shape_ = self._plan.output_shape
         self._fitted_params = {
@@ -626,33 +658,152 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         }
         self.feature_mean_ = None
         if self.center:
-            self.feature_mean_ = self._feature_mean(X, random_state)
+            self.feature_mean_ = self._feature_mean(X, random_state, center_batch)
         return self
 
-    def _feature_mean(self, X, random_state):
+    def _plan_parameters(self, filter_size, groups, image_shape, shapes=None):
+        """The parameters of the plan of a bank of ``groups`` (``(dilation, n_filters)``
+        pairs) of filters of ``filter_size``, for images of ``image_shape`` or, for a list of
+        images, of ``shapes`` (the first's plan; :meth:`_plans` makes the others')."""
+        return dict(
+            filter_size=tuple(filter_size),
+            dilations=tuple(groups),
+            antialias=self.antialias,
+            n_filters=sum(count for _, count in groups),
+            stride=self.stride,
+            padding=self.padding,
+            activation=self.activation,
+            threshold=self.threshold,
+            pooling=self.pooling,
+            spec=parse_pooling(self.pool_size, self.pool_grid, self.flatten),
+            flatten=self.flatten,
+            balance_levels=self.balance_levels,
+            patch_norm=self.patch_norm,
+            image_shape=image_shape if shapes is None else shapes[0],
+            fixed_regions=shapes is not None,
+        )
+
+    def _feature_mean(self, X, random_state, batch_size):
         """The mean features of at most :data:`CENTER_SAMPLES` images of ``X``, drawn with
-        ``random_state``."""
+        ``random_state``, computed ``batch_size`` images at a time and summed in float64 one
+        image after another (the order of NumPy's ``mean(axis=0)``)."""
         if _dask.is_dask_array(X):
             X = _dask.sample_rows(X, random_state, max_rows=CENTER_SAMPLES)
-        n_samples = len(X)
-        if n_samples > CENTER_SAMPLES:
-            rows = np.sort(random_state.choice(n_samples, CENTER_SAMPLES, replace=False))
-            X = [X[i] for i in rows] if isinstance(X, list) else X[rows]
-        if not isinstance(X, list):
-            X = to_images(X, self._plan.image_shape)
-        features = self._features(X)
-        if self._plan.flatten:
-            features = features.reshape(len(features), -1)
-        return features.mean(axis=0, dtype=np.float64).astype(np.float32)
+        rows = np.arange(len(X))
+        if len(X) > CENTER_SAMPLES:
+            rows = np.sort(random_state.choice(len(X), CENTER_SAMPLES, replace=False))
+        total = np.zeros(math.prod(self.output_shape_))
+        for batch in gen_batches(len(rows), batch_size):
+            if isinstance(X, list):
+                images = [X[i] for i in rows[batch]]
+            else:
+                images = to_images(X[rows[batch]], self._plan.image_shape)
+            features = self._features(images).reshape(len(images), -1)
+            for i in range(len(images)):
+                total += features[i]
+            del features  # before the next batch's are made: one batch at a time
+        mean = (total / len(rows)).astype(np.float32)
+        return mean if self._plan.flatten else mean.reshape(self.output_shape_)
 
-    def _plans(self, shapes):
+    def _check_fit_memory(self, X, filter_size, groups, image_shape, shapes):
+        """Fail before sampling, learning or computing anything if a step of fit would need
+        more memory than is available: a dask array's samples, the patches of each dilation
+        and the bank learnt from them, the centring's batches. Returns the images centring
+        computes at once (:func:`~sklearn_convfeat._limits.center_batch`)."""
+        available = _limits.available_memory()
+        learnt = isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS
+        # Images that the patches and the centring are drawn from; for a dask array, its
+        # samples, computed into memory (the centring's held while its features are).
+        is_dask = _dask.is_dask_array(X)
+        patch_images = center_images = None if is_dask else len(X)
+        held = 0
+        if is_dask:
+            row_bytes = math.prod(X.shape[1:]) * X.dtype.itemsize
+
+            def check_sample(n_rows, purpose, change):
+                check_memory(
+                    2 * n_rows * row_bytes,
+                    f"A sample of {n_rows} images of the dask array for {purpose} "
+                    f"({format_bytes(row_bytes)} each, computed then joined)",
+                    f"Use {change}.",
+                    available,
+                )
+                return n_rows
+
+            if self.patch_norm or learnt:
+                patch_images = check_sample(
+                    _dask.sample_size(X),
+                    "the patches",
+                    "a random bank (filter_init='gaussian', 'uniform' or 'gabor') with "
+                    "patch_norm=False",
+                )
+            if self.center:
+                center_images = check_sample(
+                    _dask.sample_size(X, max_rows=CENTER_SAMPLES), "centring", "center=False"
+                )
+                held = center_images * row_bytes
+        if self.patch_norm or learnt:
+            sizes = Counter(image.shape for image in X) if shapes else {image_shape: patch_images}
+            channels = image_shape[2]
+            for dilation, count in groups:
+                span = footprint(filter_size, dilation)
+                n_patches = min(self.max_patches, patch_count(sizes, span))
+                smoothed = 0
+                if self.antialias and dilation > 1:
+                    at_once = 1 if shapes else smooth_batch(image_shape)
+                    smoothed = min(at_once, patch_images) * max(map(math.prod, sizes))
+                needed = patch_bytes(
+                    n_patches,
+                    math.prod(span) * channels,
+                    math.prod(filter_size) * channels,
+                    count if learnt else 0,
+                    smoothed,
+                )
+                learning = f" and learning {count} filters from them" * learnt
+                check_memory(
+                    needed,
+                    f"Sampling {n_patches} patches of {span[0]}x{span[1]}x{channels} pixels "
+                    f"(dilation {dilation}){learning}",
+                    "Use a smaller max_patches, smaller filters (filter_size) or smaller "
+                    "dilations.",
+                    available,
+                )
+        if not self.center:
+            return None
+        params = self._plan_parameters(filter_size, groups, image_shape, shapes)
+        plans = list(self._plans(shapes, params).values()) if shapes else [make_plan(**params)]
+        n_features = math.prod(plans[0].output_shape)
+        n_samples = min(CENTER_SAMPLES, center_images)
+        # Per image: its features (twice for a list: by shape, then in order) and its copy.
+        copy_bytes = 0 if shapes else math.prod(image_shape) * X.dtype.itemsize
+        image_bytes = 4 * n_features * (2 if shapes else 1) + copy_bytes
+        n_threads = thread_count(self.n_jobs)
+        # The engine's buffers stop growing at a chunk of images per thread: those of all the
+        # images bound those of any batch of them.
+        working = max(plan.working_bytes(n_samples, n_threads=n_threads) for plan in plans)
+        # The mean in float64 and float32; a dask array's sample, held meanwhile.
+        fixed = 12 * n_features + working + held
+        batch = center_batch(image_bytes, n_samples, fixed, available)
+        check_memory(
+            batch * image_bytes + fixed,
+            f"Centring the features (center=True) of {batch} image{'s' * (batch > 1)} at a "
+            f"time ({n_features} float32, {format_bytes(4 * n_features)} per image) with "
+            f"{format_bytes(working)} of working memory",
+            "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
+            "stride, or center=False.",
+            available,
+        )
+        return batch
+
+    def _plans(self, shapes, params=None):
         """The plan of each image shape of a list of images: grids are never clipped, so that
         every image gives features of the same length."""
+        params = self._plan_params if params is None else params
         plans = {}
         for shape in shapes:
             try:
-                params = {**self._plan_params, "image_shape": shape, "fixed_regions": True}
-                plans[shape] = make_plan(**params)
+                shape_params = {**params, "image_shape": shape, "fixed_regions": True}
+                plans[shape] = make_plan(**shape_params)
             except ValueError as error:
                 raise ValueError(f"An image of shape {shape}: {error}") from None
         return plans
@@ -668,6 +819,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         # An estimator saved before these parameters existed made the features they now
         # default to turning off.
         state = {"antialias": False, "balance_levels": False, **state}
+        if "filters_" in state and "n_filters_" not in state:
+            state["n_filters_"] = len(state["filters_"])
         super().__setstate__(state)
         if "_plan_params" in state:
             self._plan = make_plan(**self._plan_params)
@@ -683,6 +836,26 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             preprocessed = patches - mean
         bank = PATCH_BANKS[self.filter_init](preprocessed, n_filters, random_state)
         return fold_preprocessing(bank, mean, whitening)
+
+    def _learnt_groups(self, groups, counts, filter_size):
+        """``groups`` with the ``counts`` of filters that their learnt banks hold: fewer than
+        asked when a bank has a natural maximum (``'pca'``), said by a warning."""
+        learnt = tuple(
+            (dilation, count) for (dilation, _), count in zip(groups, counts, strict=True)
+        )
+        if learnt != tuple(groups):
+            n_filters = sum(counts)
+            warnings.warn(
+                f"filter_init={self.filter_init!r} gives at most one filter per value under a "
+                f"filter's taps ({' x '.join(map(str, filter_size))} x channels) and per patch "
+                f"sampled, for each dilation: the bank holds {n_filters} filters "
+                f"({', '.join(f'{n} at dilation {d}' for d, n in learnt)}) of the "
+                f"n_filters={self.n_filters} asked for, and n_filters_ says so. Set "
+                f"n_filters={n_filters} (or fewer) for exactly this bank without this warning.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return learnt
 
     def _dilation_groups(self, filter_size, image_shape):
         """``((dilation, n_filters), ...)``: the dilations a filter of ``filter_size`` keeps on

@@ -392,6 +392,15 @@ def test_evaluate_with_transformer_options(options, shapes, tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_evaluate_with_pca_on_the_defaults(shapes, tmp_path, monkeypatch, capsys):
+    """--filter-init pca alone (192 filters asked, 48 given at 4x4): it runs and says so."""
+    monkeypatch.chdir(tmp_path)
+    result = run_main(["evaluate", "--data", shapes, "--cv", "2", "--filter-init", "pca"], capsys)
+    assert result.returncode == 0, result.stderr
+    assert set(_table(result.stdout)) == {"raw pixels", "conv features"}
+    assert "the bank holds 48 filters" in result.stderr
+
+
 def test_evaluate_with_transformer_options_in_a_real_process(shapes, tmp_path):
     result = run(
         "evaluate", "--data", shapes, "--cv", "2", *TINY, *TRANSFORMER_RUNS[0], cwd=tmp_path

@@ -114,6 +114,16 @@ def test_lazy_transform_with_unknown_sample_chunks(images):
     )
 
 
+def test_fit_on_unknown_sample_chunks_needs_them_only_for_a_sample():
+    """A random bank without patch_norm or centring reads only the shape; with centring, the
+    sample it draws needs the chunk sizes, and the error says how to get them."""
+    X = da.from_array(np.random.default_rng(0).random((50, 64)), chunks=(20, -1))
+    selected = X[X[:, 0] > 0.5]
+    assert make_conv().fit(selected).n_features_in_ == 64
+    with pytest.raises(ValueError, match=r"call X\.compute_chunk_sizes\(\) first"):
+        make_conv(center=True).fit(selected)
+
+
 def test_transform_computes_nothing_until_asked():
     conv = make_conv().fit(np.zeros((2, 10, 10), dtype=np.float32))
     features = conv.transform(never_computed((100, 10, 10), chunks=(25, 10, 10)))

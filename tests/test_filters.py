@@ -1,5 +1,7 @@
 """Data-driven filter banks, patch sampling, normalisation and whitening."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -195,10 +197,30 @@ def test_data_driven_features_do_not_depend_on_the_pixel_scale(filter_init, digi
     assert_allclose(small, large, rtol=1e-3, atol=1e-4)
 
 
-def test_pca_bank_needs_no_more_filters_than_patch_values(digits_images):
-    conv = ConvFeatureTransformer(filter_init="pca", n_filters=10, filter_size=3, dilation=1)
-    with pytest.raises(ValueError, match="at most one filter per value"):
+def test_a_pca_bank_holds_as_many_filters_as_it_can_give(digits_images):
+    """3x3 grey filters have 9 values: 9 principal components, a whole orthonormal basis, of
+    the 10 (then 20 over two dilations) asked for; the output follows the bank."""
+    conv = ConvFeatureTransformer(
+        filter_init="pca", n_filters=10, filter_size=3, dilation=1, whiten=False, random_state=0
+    )
+    with pytest.warns(UserWarning, match=r"holds 9 filters \(9 at dilation 1\) of the n_filt"):
         conv.fit(digits_images)
+    assert conv.n_filters_ == len(conv.filters_) == 9
+    assert conv.output_shape_ == (14, 9)
+    assert conv.transform(digits_images[:3]).shape == (3, 14 * 9)
+    assert len(conv.get_feature_names_out()) == 14 * 9
+    # The whitening is off: the filters are the components, unit-norm and orthogonal.
+    flat = conv.filters_.reshape(9, 9).astype(np.float64)
+    assert_allclose(flat @ flat.T, np.eye(9), atol=1e-5)
+    conv.set_params(n_filters=20, dilation=(1, 2))
+    with pytest.warns(UserWarning, match=r"holds 18 filters \(9 at dilation 1, 9 at dilati"):
+        conv.fit(digits_images)
+    assert conv.n_filters_ == 18
+    assert_array_equal(conv.dilations_, [1] * 9 + [2] * 9)
+    # As many as it can give, without a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert conv.set_params(n_filters=18).fit(digits_images).n_filters_ == 18
 
 
 def test_random_banks_ignore_whitening(digits_images):

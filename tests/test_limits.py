@@ -2,7 +2,10 @@
 
 import math
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +15,7 @@ from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits, 
 from sklearn_convfeat._variants import POOLINGS
 
 PARAMS = SIMPLE
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make(**params):
@@ -22,14 +26,56 @@ def test_memory_limit_error_is_a_memory_error():
     assert issubclass(MemoryLimitError, MemoryError)
 
 
-def test_available_memory_reads_mem_available(tmp_path):
-    meminfo = tmp_path / "meminfo"
-    meminfo.write_text("MemTotal:  1000 kB\nMemFree:  10 kB\nMemAvailable:   12345 kB\n")
-    assert _limits.available_memory(meminfo) == 12345 * 1024
+MiB = 2**20
+NO_LIMIT = "9223372036854771712"  # cgroup v1's memory.limit_in_bytes without a limit
 
 
-def test_available_memory_falls_back_to_physical_memory_then_to_none(tmp_path, monkeypatch):
-    missing = tmp_path / "missing"
+def fake_root(root, files):
+    """A fake tree of ``/proc`` and cgroup files under ``root``: ``{path: text}``."""
+    for path, text in files.items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    return str(root)
+
+
+def mountinfo(*mounts):
+    """``/proc/self/mountinfo`` lines of ``(root, mount point, fstype, super options)``."""
+    return "".join(
+        f"{30 + i} 23 0:{40 + i} {root} {point} rw,nosuid shared:{i} - {fstype} {fstype} {opts}\n"
+        for i, (root, point, fstype, opts) in enumerate(mounts)
+    )
+
+
+V2_MOUNTS = mountinfo(
+    ("/", "/proc", "proc", "rw"),
+    ("/", "/sys/fs/cgroup", "cgroup2", "rw,nsdelegate"),
+)
+V1_MOUNTS = mountinfo(
+    ("/", "/sys/fs/cgroup/cpu,cpuacct", "cgroup", "rw,cpu,cpuacct"),
+    ("/docker/abc", "/sys/fs/cgroup/memory", "cgroup", "rw,memory"),
+    ("/", "/sys/fs/cgroup/unified", "cgroup2", "rw"),
+)
+
+
+@pytest.fixture
+def no_rlimits(monkeypatch):
+    """This process's resource limits read as unlimited, whatever the shell set."""
+    resource = pytest.importorskip("resource")
+    unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: unlimited)
+
+
+def test_available_memory_reads_mem_available(tmp_path, no_rlimits):
+    meminfo = "MemTotal:  1000 kB\nMemFree:  10 kB\nMemAvailable:   12345 kB\n"
+    root = fake_root(tmp_path, {"/proc/meminfo": meminfo})
+    assert _limits.available_memory(root) == 12345 * 1024
+
+
+def test_available_memory_falls_back_to_physical_memory_then_to_none(
+    tmp_path, monkeypatch, no_rlimits
+):
+    missing = str(tmp_path / "missing")
     if hasattr(os, "sysconf"):
         monkeypatch.setattr(os, "sysconf", {"SC_PHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}.get)
         assert _limits.available_memory(missing) == 1000 * 4096
@@ -44,6 +90,177 @@ def test_available_memory_falls_back_to_physical_memory_then_to_none(tmp_path, m
 def test_available_memory_of_this_machine_is_positive():
     available = _limits.available_memory()
     assert available is None or available > 0
+
+
+def test_cgroup_v2_limit_of_the_own_cgroup_and_its_parents(tmp_path):
+    """``memory.max`` less ``memory.current`` (its reclaimable page cache, inactive_file,
+    counted as free) for the process's cgroup and every parent; the smallest wins."""
+    job = "/sys/fs/cgroup/user.slice/job.scope"
+    files = {
+        "/proc/self/cgroup": "0::/user.slice/job.scope\n",
+        "/proc/self/mountinfo": V2_MOUNTS,
+        f"{job}/memory.max": f"{1024 * MiB}\n",
+        f"{job}/memory.current": f"{300 * MiB}\n",
+        f"{job}/memory.stat": f"anon {200 * MiB}\nfile {100 * MiB}\ninactive_file {100 * MiB}\n",
+        "/sys/fs/cgroup/user.slice/memory.max": "max\n",
+        "/sys/fs/cgroup/user.slice/memory.current": f"{5000 * MiB}\n",
+    }
+    root = fake_root(tmp_path, files)
+    assert _limits.cgroup_available(root) == (1024 - 200) * MiB
+    # A parent's limit, tighter than the job's own.
+    fake_root(tmp_path, {"/sys/fs/cgroup/user.slice/memory.max": f"{5100 * MiB}\n"})
+    assert _limits.cgroup_available(root) == 100 * MiB
+    # "max" everywhere: no limit.
+    fake_root(
+        tmp_path,
+        {f"{job}/memory.max": "max\n", "/sys/fs/cgroup/user.slice/memory.max": "max\n"},
+    )
+    assert _limits.cgroup_available(root) is None
+
+
+def test_cgroup_v2_in_a_container_namespace(tmp_path):
+    """A container with its own cgroup namespace sees its cgroup as the root ``0::/``, with
+    its limit at the mount point; over its usage, nothing is left."""
+    files = {
+        "/proc/self/cgroup": "0::/\n",
+        "/proc/self/mountinfo": V2_MOUNTS,
+        "/sys/fs/cgroup/memory.max": f"{512 * MiB}\n",
+        "/sys/fs/cgroup/memory.current": f"{600 * MiB}\n",
+    }
+    assert _limits.cgroup_available(fake_root(tmp_path, files)) == 0
+
+
+def test_cgroup_v1_limit_under_its_mount(tmp_path):
+    """A cgroup v1 container: the memory hierarchy mounted from the container's cgroup
+    ``/docker/abc``, the other controllers and an empty cgroup2 beside it."""
+    memory = "/sys/fs/cgroup/memory"
+    files = {
+        "/proc/self/cgroup": (
+            "12:pids:/docker/abc\n4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/\n"
+        ),
+        "/proc/self/mountinfo": V1_MOUNTS,
+        f"{memory}/memory.limit_in_bytes": f"{512 * MiB}\n",
+        f"{memory}/memory.usage_in_bytes": f"{100 * MiB}\n",
+        f"{memory}/memory.stat": f"cache {30 * MiB}\ntotal_inactive_file {20 * MiB}\n",
+        "/sys/fs/cgroup/cpu,cpuacct/memory.limit_in_bytes": "1\n",  # not the memory's
+    }
+    root = fake_root(tmp_path, files)
+    assert _limits.cgroup_available(root) == (512 - 80) * MiB
+    fake_root(tmp_path, {f"{memory}/memory.limit_in_bytes": NO_LIMIT + "\n"})
+    assert _limits.cgroup_available(root) is None
+
+
+def test_cgroup_v1_hierarchy_without_a_namespace(tmp_path):
+    """The whole v1 hierarchy mounted (a batch job's cgroup, seen from the host): the
+    job's limit under its path, its parent's above it."""
+    memory = "/sys/fs/cgroup/memory"
+    files = {
+        "/proc/self/cgroup": "4:memory:/batch/job7\n",
+        "/proc/self/mountinfo": mountinfo(("/", memory, "cgroup", "rw,memory")),
+        f"{memory}/batch/job7/memory.limit_in_bytes": f"{256 * MiB}\n",
+        f"{memory}/batch/job7/memory.usage_in_bytes": f"{56 * MiB}\n",
+        f"{memory}/batch/memory.limit_in_bytes": NO_LIMIT,
+        f"{memory}/memory.limit_in_bytes": NO_LIMIT,
+    }
+    assert _limits.cgroup_available(fake_root(tmp_path, files)) == 200 * MiB
+
+
+@pytest.mark.parametrize(
+    "broken, expected",
+    [
+        ({}, None),  # no /proc at all: not Linux
+        ({"/proc/self/cgroup": "garbage\n::\n4:memory\n"}, None),
+        ({"/proc/self/cgroup": "0::/job\n", "/proc/self/mountinfo": "1 2 3\n- -\n"}, None),
+        ({"/proc/self/cgroup": "0::/job\n", "/sys/fs/cgroup/job/memory.max": "lots\n"}, None),
+        # No mountinfo: the usual mount point; no usage: the limit counts whole.
+        ({"/proc/self/cgroup": "0::/job\n", "/sys/fs/cgroup/job/memory.max": "4096\n"}, 4096),
+        # Unreadable: directories where files should be.
+        ({"/proc/self/cgroup": "0::/job\n", "/sys/fs/cgroup/job/memory.max/x": ""}, None),
+        ({"/proc/self/cgroup/x": "", "/proc/self/mountinfo/x": "", "/proc/meminfo/x": ""}, None),
+    ],
+    ids=["nothing", "garbled", "bad-mountinfo", "not-a-number", "no-usage", "dir", "dirs"],
+)
+def test_a_missing_or_unreadable_source_is_skipped(
+    tmp_path, broken, expected, monkeypatch, no_rlimits
+):
+    root = fake_root(tmp_path, broken)
+    assert _limits.cgroup_available(root) == expected
+    # MemAvailable unknown too: the physical memory, or the cgroup's limit if smaller.
+    monkeypatch.setattr(os, "sysconf", {"SC_PHYS_PAGES": 10, "SC_PAGE_SIZE": 4096}.get)
+    assert _limits.available_memory(root) == min(40960, expected or 40960)
+
+
+def test_available_memory_is_the_smallest_limit(tmp_path, monkeypatch):
+    files = {
+        "/proc/meminfo": f"MemAvailable: {4 * 2**20} kB\n",  # 4 GiB free on the machine
+        "/proc/self/cgroup": "0::/job\n",
+        "/proc/self/mountinfo": V2_MOUNTS,
+        "/sys/fs/cgroup/job/memory.max": f"{2048 * MiB}",
+        "/sys/fs/cgroup/job/memory.current": f"{48 * MiB}",
+        "/proc/self/status": f"Name:\tpython\nVmSize:\t{1024 * 1024} kB\nVmData:\t 10 kB\n",
+    }
+    root = fake_root(tmp_path, files)
+    resource = pytest.importorskip("resource")
+    limits = {resource.RLIMIT_AS: resource.RLIM_INFINITY, resource.RLIMIT_DATA: 2**62}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (limits.get(which, -1),) * 2)
+    assert _limits.available_memory(root) == 2000 * MiB  # the cgroup's
+    # ulimit -v of 1.5 GiB, 1 GiB of it mapped already.
+    limits[resource.RLIMIT_AS] = 1536 * MiB
+    assert _limits.rlimit_available(root) == 512 * MiB
+    assert _limits.available_memory(root) == 512 * MiB
+
+
+RLIMIT_SCRIPT = """
+import resource, sys
+import numpy as np
+from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits
+
+conv = ConvFeatureTransformer(
+    n_filters=64, filter_init="gaussian", patch_norm=False, center=False, pool_size=1,
+    dilation=1, random_state=0,
+).fit(np.zeros((1, 64, 64)))
+def mapped(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+name, field = sys.argv[1], sys.argv[2]
+limit = mapped(field) + 256 * 2**20
+resource.setrlimit(getattr(resource, name), (limit, resource.RLIM_INFINITY))
+print(_limits.rlimit_available(), _limits.available_memory())
+try:
+    np.ones(300 * 2**20, dtype=np.uint8)  # the limit is real: NumPy cannot get 300 MiB
+    print("allocated")
+except MemoryError:
+    print("numpy refused")
+try:
+    conv.transform(np.zeros((300, 64, 64)))  # 300 x 64 x 64 x 64 float32: 300 MiB
+    print("transformed")
+except MemoryLimitError as error:
+    print("MemoryLimitError", error)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
+@pytest.mark.parametrize("name, field", [("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")])
+def test_resource_limits_set_in_a_process_bound_its_memory(name, field):
+    """In a process whose RLIMIT_AS (ulimit -v) or RLIMIT_DATA leaves 256 MiB beyond what it
+    maps, the memory check sees those 256 MiB (less what it mapped since), where NumPy fails,
+    and refuses a transform of 300 MiB."""
+    result = subprocess.run(
+        [sys.executable, "-c", RLIMIT_SCRIPT, name, field],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    numbers, allocation, transform = result.stdout.strip().splitlines()
+    left, available = map(int, numbers.split())
+    # The process maps and unmaps a few pages between the limit, its check and the next.
+    assert 200 * MiB < left <= 260 * MiB
+    assert available <= left + 4 * MiB
+    assert allocation == "numpy refused"
+    assert transform.startswith("MemoryLimitError The features of 300 images")
 
 
 def test_check_memory_raises_with_size_and_advice():
@@ -208,3 +425,174 @@ def test_rms_pooling_checks_the_sum_of_squares():
     assert features.max() == pytest.approx(16e17, rel=1e-5)
     with pytest.raises(ValueError, match=r"up to 1e\+18 .*sums of squares of rms.*overflow"):
         conv.transform(ones * np.float32(1e18))
+
+
+def big_output(**params):
+    """A random bank without patch_norm (fit samples no patch) and unpooled maps: 24x24x32
+    features, 72 KiB per image."""
+    return make(**{"n_filters": 32, "pool_size": 1, "padding": "same", "center": True, **params})
+
+
+def test_fit_streams_the_centring_and_gets_the_same_mean(monkeypatch):
+    """200 images' features need 14 MiB at once, which the old centring computed whole: under
+    8 MiB of memory, fit now computes them a few at a time, to the same mean, bit for bit
+    (float64 sums of float32 features, image after image, as NumPy's mean over samples)."""
+    X = np.random.default_rng(0).random((200, 24, 24))
+    reference = big_output(center=False).fit(X).transform(X)
+    expected = reference.mean(axis=0, dtype=np.float64).astype(np.float32)
+    monkeypatch.setattr(_limits, "available_memory", lambda: 8 * 2**20)
+    calls = []
+    features = _transformer.ConvFeatureTransformer._features
+    monkeypatch.setattr(
+        _transformer.ConvFeatureTransformer,
+        "_features",
+        lambda self, images: calls.append(len(images)) or features(self, images),
+    )
+    counted = []
+    check = _limits.check_memory
+    monkeypatch.setattr(
+        _transformer,
+        "check_memory",
+        lambda n_bytes, what, *args: counted.append((n_bytes, what)) or check(n_bytes, what, *args),
+    )
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        conv = big_output().fit(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(calls) > 4 and max(calls) * 72 * 2**10 < 2 * 2**20
+    np.testing.assert_array_equal(conv.feature_mean_, expected)
+    # What the check counted for centring bounds what fit allocated, one batch at a time.
+    (centring,) = [n_bytes for n_bytes, what in counted if what.startswith("Centring")]
+    assert peak <= centring <= 8 * 2**20
+    # A list of images, and features kept as images (flatten=False): the same.
+    listed = big_output().fit(list(X))
+    np.testing.assert_array_equal(listed.feature_mean_, expected)
+    layered = big_output(flatten=False).fit(X)
+    np.testing.assert_array_equal(layered.feature_mean_, expected.reshape(24, 24, 32))
+
+
+def test_fit_refuses_before_learning_when_one_image_cannot_be_centred(monkeypatch):
+    """One 48x48 image's 48 x 48 x 192 features (1.7 MiB) and their float64 mean: more than
+    8 MiB with the engine's working memory. The refusal comes before the patches are sampled
+    and k-means runs (they would fit)."""
+    X = np.random.default_rng(0).random((20, 48, 48))
+    monkeypatch.setattr(_limits, "available_memory", lambda: 8 * 2**20)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("fit sampled patches before the memory check")
+
+    monkeypatch.setattr(_transformer, "sample_patches", must_not_run)
+    conv = ConvFeatureTransformer(pool_size=1, max_patches=200)
+    message = (
+        r"^Centring the features \(center=True\) of 1 image at a time \(442368 float32, "
+        r"1\.7 MiB per image\) with [0-9.]+ [KM]iB of working memory would need [0-9.]+ MiB, "
+        r"more than the 8\.0 MiB of memory available\. Use fewer filters \(n_filters\), a "
+        r"larger pool_size, a small pool_grid or a larger stride, or center=False\.$"
+    )
+    with pytest.raises(MemoryLimitError, match=message):
+        conv.fit(X)
+    monkeypatch.undo()
+    conv.set_params(center=False, n_filters=16).fit(X)
+
+
+def test_fit_refuses_before_sampling_patches_that_cannot_fit(monkeypatch):
+    """A million patches of 7x7 pixels (dilation 2) are 392 MB of float64, three times that
+    while they are sampled and normalised: refused before sampling anything (the first
+    dilation's would fit), the size and the fix named."""
+    X = np.random.default_rng(0).random((20, 256, 256))
+    monkeypatch.setattr(_limits, "available_memory", lambda: 2**30)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("fit sampled patches before the memory check")
+
+    monkeypatch.setattr(_transformer, "sample_patches", must_not_run)
+    conv = ConvFeatureTransformer(max_patches=10**6)
+    message = (
+        r"^Sampling 1000000 patches of 7x7x1 pixels \(dilation 2\) and learning 64 filters "
+        r"from them would need 1\.1 GiB, more than the 1\.0 GiB of memory available\. Use a "
+        r"smaller max_patches, smaller filters \(filter_size\) or smaller dilations\.$"
+    )
+    with pytest.raises(MemoryLimitError, match=message):
+        conv.fit(X)
+
+
+def test_fit_estimates_bound_the_peak_of_sampling_and_learning(monkeypatch):
+    """What the check counts for the patches of each dilation and the bank learnt from them
+    is at least what fit allocates (tracemalloc's peak, centring off) and at most twice it,
+    for every learnt bank, whitened or not, with smoothed dilations and in colour."""
+    import tracemalloc
+
+    counted = []
+    check = _limits.check_memory
+    monkeypatch.setattr(
+        _transformer,
+        "check_memory",
+        lambda n_bytes, what, *args: counted.append((n_bytes, what)) or check(n_bytes, what, *args),
+    )
+    rng = np.random.default_rng(0)
+    cases = [
+        ((300, 32, 32), {}),
+        ((300, 32, 32), {"filter_init": "pca", "whiten": False, "n_filters": 48}),
+        ((300, 32, 32), {"filter_init": "patches"}),
+        ((300, 32, 32), {"filter_init": "gaussian"}),  # patches for patch_norm only
+        ((100, 32, 32, 3), {"filter_size": 8, "dilation": 1, "n_filters": 256}),
+        ((20, 96, 96, 3), {"filter_size": 6, "dilation": (1, 3), "max_patches": 15_000}),
+    ]
+    for shape, params in cases:
+        X = rng.random(shape)
+        conv = ConvFeatureTransformer(center=False, random_state=0, **params)
+        counted.clear()
+        tracemalloc.start()
+        try:
+            conv.fit(X)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        estimate = max(n_bytes for n_bytes, what in counted if what.startswith("Sampling"))
+        assert peak <= estimate <= 2 * peak, (shape, params, peak, estimate)
+
+
+def test_patches_of_large_images_are_smoothed_a_few_at_a_time(monkeypatch):
+    """Smoothing (dilation 2) 12 images of 256x256 (0.5 MiB each in float64) at most 2 MiB at
+    a time: 4 images, not all 12 (the old batch of 256 images held 3 float64 copies of
+    them all)."""
+    import tracemalloc
+
+    from sklearn_convfeat import _patches
+
+    monkeypatch.setattr(_patches, "SMOOTH_BYTES", 2 * 2**20)
+    assert _patches.smooth_batch((256, 256, 1)) == 4
+    assert _patches.smooth_batch((3000, 4000, 3)) == 1
+    images = np.random.default_rng(0).random((12, 256, 256, 1))
+    tracemalloc.start()
+    try:
+        patches = _patches.sample_patches(images, (7, 7), 1000, np.random.RandomState(0), 2 / 3)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert patches.shape == (1000, 49)
+    assert peak <= _limits.patch_bytes(1000, 49, 16, 0, 4 * 256 * 256) < 3 * 8 * 12 * 256 * 256
+
+
+def test_dask_samples_are_counted_before_they_are_computed(monkeypatch):
+    """A learnt bank on a dask array of 64x64 images: its sample for the patches (8192
+    images, the 256 MiB that FIT_SAMPLE_BYTES allows, twice while computed then joined) is
+    refused under 256 MiB before a block is computed, and so is the centring's (1000)."""
+    da = pytest.importorskip("dask.array")
+
+    def fail(block):
+        raise AssertionError("a block was computed")
+
+    X = da.zeros((20_000, 64, 64), chunks=(1000, 64, 64)).map_blocks(fail, dtype=np.float64)
+    monkeypatch.setattr(_limits, "available_memory", lambda: 256 * 2**20)
+    message = r"^A sample of 8192 images of the dask array for the patches \(32\.0 KiB each"
+    with pytest.raises(MemoryLimitError, match=message + r".*patch_norm=False\.$"):
+        ConvFeatureTransformer().fit(X)
+    message = r"^A sample of 1000 images of the dask array for centring .*Use center=False\.$"
+    monkeypatch.setattr(_limits, "available_memory", lambda: 50 * 2**20)
+    with pytest.raises(MemoryLimitError, match=message):
+        ConvFeatureTransformer(filter_init="gaussian", patch_norm=False).fit(X)

@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
+from sklearn.utils._param_validation import StrOptions
 
 from sklearn_convfeat import ConvFeatureTransformer
 
@@ -70,6 +71,47 @@ def test_each_parameter_alone_changes_the_features(digits, baseline, name):
     params = {"random_state": 0, name: NON_DEFAULTS[name]}
     features = ConvFeatureTransformer(**params).fit_transform(digits[0])
     if name in NO_EFFECT | DILATED_ONLY:
+        assert_array_equal(features, baseline)
+    else:
+        assert features.shape != baseline.shape or not np.array_equal(features, baseline)
+
+
+# Every option of every categorical parameter, read from the estimator's constraints.
+OPTIONS = sorted(
+    (name, option)
+    for name, constraints in ConvFeatureTransformer._parameter_constraints.items()
+    for constraint in constraints
+    if isinstance(constraint, StrOptions)
+    for option in constraint.options
+)
+
+
+@pytest.fixture(scope="module")
+def digits16(digits):
+    """60 digits at 16x16, where the default dilations are all kept, and their features with
+    the defaults (random_state=0)."""
+    X = np.kron(digits[0][:60].reshape(-1, 8, 8), np.ones((2, 2)))
+    return X, ConvFeatureTransformer(random_state=0).fit_transform(X)
+
+
+def test_the_options_cover_every_categorical_parameter():
+    names = {name for name, _ in OPTIONS}
+    assert {"filter_init", "padding", "activation", "pooling", "batch_size"} <= names
+    assert ("filter_init", "pca") in OPTIONS
+
+
+@pytest.mark.parametrize("name, option", OPTIONS, ids=[f"{n}={o}" for n, o in OPTIONS])
+@pytest.mark.filterwarnings("ignore:filter_init='pca' gives at most")  # tested in test_filters
+def test_each_option_alone_on_the_defaults_fits_and_transforms(digits16, name, option):
+    """Each option of each categorical parameter, with every other parameter at its default
+    (random_state=0): fit and transform work, the features are finite and as many as their
+    names, and differ from the defaults' unless the option is the default."""
+    X, baseline = digits16
+    conv = ConvFeatureTransformer(random_state=0, **{name: option}).fit(X)
+    features = conv.transform(X)
+    assert features.shape == (len(X), len(conv.get_feature_names_out()))
+    assert np.isfinite(features).all()
+    if option == ConvFeatureTransformer().get_params()[name] or name in NO_EFFECT:
         assert_array_equal(features, baseline)
     else:
         assert features.shape != baseline.shape or not np.array_equal(features, baseline)
