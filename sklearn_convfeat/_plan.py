@@ -9,7 +9,8 @@ allocates and what the memory check counts), the output shape and the feature na
 ``transform``, the memory check, ``get_feature_names_out``, the Dask path and the plots all
 read it; the engine runs it.
 
-Only :func:`parse_pooling` looks at the types of ``pool_size`` and ``pool_grid``.
+It is made from the :class:`~sklearn_convfeat._spec.FeatureSpec` of a fitted estimator and an
+image shape, and cached on them.
 """
 
 import bisect
@@ -28,13 +29,11 @@ from ._shapes import (
     smoothing_radius,
     smoothing_sigma,
 )
+from ._spec import PoolingLayout
 from ._variants import ACTIVATIONS, POOLINGS
 
-# The pooling when neither pool_size nor pool_grid is given: a spatial pyramid of the whole map,
-# 2x2 and 3x3 grids (14 regions; finer than 4x4 lost on every set measured with dilated banks,
-# benchmarks/ACCURACY.md); with flatten=False, whose maps need a layout, 2x2 windows.
-DEFAULT_PYRAMID = ((1, 1), (2, 2), (3, 3))
-DEFAULT_WINDOWS = (2, 2)
+# The name of PoolingLayout in the pickles of estimators fitted before FeatureSpec.
+PoolingSpec = PoolingLayout
 
 # A chunk's buffers (patches, maps, partly pooled maps of a few small images) aim at this many
 # times a core's L2 cache. Each call of a chunk then does enough work that its Python and NumPy
@@ -132,71 +131,6 @@ def tile_bytes():
     """The bytes a chunk's tiles aim at (its buffers but the smoothing's,
     :data:`LOAD_BUFFERS`): :data:`CHUNK_L2` times a core's L2 cache."""
     return int(CHUNK_L2 * l2_bytes())
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def check_pair(name, value, minimum=1):
-    """Validate an int-or-pair parameter; return it as a pair of ints."""
-    values = (value, value) if _is_int(value) else value
-    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(map(_is_int, values)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
-    if min(values) < minimum:
-        raise ValueError(f"{name} must be >= {minimum} in each direction, got {value!r}.")
-    return int(values[0]), int(values[1])
-
-
-@dataclass(frozen=True)
-class PoolingSpec:
-    """What ``pool_size`` and ``pool_grid`` ask for, checked.
-
-    ``windows`` is a ``(rows, cols)`` window size, or ``grids`` a tuple of ``(rows, cols)``
-    grids; ``pyramid`` is whether the grids' regions are concatenated into
-    ``(n_regions, n_maps)`` features rather than laid out as maps.
-    """
-
-    windows: tuple | None = None
-    grids: tuple = ()
-    pyramid: bool = False
-
-
-def parse_pooling(pool_size, pool_grid, flatten):
-    """Check ``pool_size`` and ``pool_grid`` together; return the :class:`PoolingSpec` they
-    ask for.
-
-    ``pool_size`` pools over windows; ``pool_grid`` onto one grid (an int or a pair) or a
-    pyramid (a list of grids, or a tuple of pairs); both at once is an error; neither gives
-    :data:`DEFAULT_PYRAMID`, or :data:`DEFAULT_WINDOWS` with ``flatten=False``.
-    """
-    if pool_size is not None and pool_grid is not None:
-        raise ValueError(
-            f"pool_size={pool_size!r} and pool_grid={pool_grid!r} both set the pooling; set "
-            "one of them: pool_size for windows of that size, pool_grid for a fixed grid or a "
-            "pyramid of grids (the other stays None)."
-        )
-    if pool_size is not None:
-        return PoolingSpec(windows=check_pair("pool_size", pool_size))
-    if pool_grid is None:
-        if not flatten:
-            return PoolingSpec(windows=DEFAULT_WINDOWS)
-        return PoolingSpec(grids=DEFAULT_PYRAMID, pyramid=True)
-    is_pyramid = isinstance(pool_grid, list) or (
-        isinstance(pool_grid, tuple) and not all(map(_is_int, pool_grid))
-    )
-    if not is_pyramid:
-        return PoolingSpec(grids=(check_pair("pool_grid", pool_grid),))
-    if not pool_grid:
-        raise ValueError("pool_grid as a list of grids (a pyramid) must not be empty.")
-    if not flatten:
-        raise ValueError(
-            f"pool_grid={pool_grid!r} is a list of grids (a spatial pyramid), whose regions "
-            "cannot be laid out as maps; flatten=False needs one grid, as an int or a "
-            "(rows, cols) tuple, or pool_size for windows."
-        )
-    grids = tuple(check_pair("each grid of pool_grid", grid) for grid in pool_grid)
-    return PoolingSpec(grids=grids, pyramid=True)
 
 
 @dataclass(frozen=True)
@@ -313,11 +247,12 @@ def level(grid, rows, cols, offset, source=None, map_rows=None, map_cols=None):
     )
 
 
-def _levels(spec, map_shape, clip):
-    """The levels of ``spec`` on maps of ``map_shape``, in the order of the features, each
-    pooled from the coarsest finer level it nests in (levels are computed finest first)."""
-    if spec.windows is not None:
-        grids = [(None, *map(window_regions, map_shape, spec.windows))]
+def _levels(layout, map_shape, clip):
+    """The levels of ``layout`` (a :class:`~sklearn_convfeat._spec.PoolingLayout`) on maps of
+    ``map_shape``, in the order of the features, each pooled from the coarsest finer level it
+    nests in (levels are computed finest first)."""
+    if layout.windows is not None:
+        grids = [(None, *map(window_regions, map_shape, layout.windows))]
     else:
         grids = [
             (
@@ -327,7 +262,7 @@ def _levels(spec, map_shape, clip):
                     for length, count in zip(map_shape, grid, strict=True)
                 ),
             )
-            for grid in spec.grids
+            for grid in layout.grids
         ]
     offsets = np.cumsum([0] + [rows.count * cols.count for _, rows, cols in grids])
     order = sorted(range(len(grids)), key=lambda i: -offsets[i + 1] + offsets[i])
@@ -845,54 +780,38 @@ def _tiled(plan=None, budget=None, **decisions):
 
 
 @lru_cache(maxsize=256)
-def make_plan(
-    *,
-    image_shape,
-    filter_size,
-    n_filters,
-    stride,
-    padding,
-    activation,
-    threshold,
-    pooling,
-    spec,
-    flatten,
-    patch_norm,
-    dilations=None,
-    antialias=False,
-    balance_levels=False,
-    method="auto",
-    fixed_regions=False,
-    tile_budget=None,
-):
-    """The :class:`Plan` of a transform with these parameters on images of ``image_shape``.
+def make_plan(spec, image_shape, *, method="auto", tile_budget=None):
+    """The :class:`Plan` of a transform of ``spec`` (a
+    :class:`~sklearn_convfeat._spec.FeatureSpec`) on images of ``image_shape`` ``(H, W, C)``.
 
-    ``filter_size`` is the filters' ``(h, w)`` (already clipped to the image); ``dilations``
-    their groups ``((dilation, n_filters), ...)`` in the order of the bank (None: all at
-    dilation 1); with ``antialias``, the filters of a dilation above 1 read the image
-    smoothed; ``spec`` the :class:`PoolingSpec` from :func:`parse_pooling` (with
-    ``flatten``), whose levels ``balance_levels`` weighs alike (:func:`level_weights`);
-    ``method`` is ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`;
-    dilated filters run on the GEMM path, whose patches take their taps where they are). With
-    ``fixed_regions``, grids are never clipped to smaller maps, so that images of any size give
-    features of one length. ``tile_budget`` (bytes) defaults to :func:`tile_bytes`. Plans are
-    cached: a shape seen before costs nothing.
+    With ``spec.antialias``, the filters of a dilation above 1 read the image smoothed;
+    ``method`` is ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`; dilated filters
+    run on the GEMM path, whose patches take their taps where they are). With
+    ``spec.any_size``, grids are never clipped to smaller maps, so that images of any size
+    give features of one length (an image too small for them is an error that names its
+    shape). ``tile_budget`` (bytes) defaults to :func:`tile_bytes`. Plans are cached: a shape
+    seen before costs nothing.
     """
     image_shape = tuple(int(s) for s in image_shape)
-    filter_size = tuple(int(s) for s in filter_size)
-    dilations = ((1, n_filters),) if dilations is None else dilations
-    dilations = tuple((int(dilation), int(count)) for dilation, count in dilations)
-    if sum(count for _, count in dilations) != n_filters:
-        raise ValueError(f"dilations {dilations} do not share n_filters={n_filters}.")
-    spans = footprint(filter_size, max(dilation for dilation, _ in dilations))
+    try:
+        return _make_plan(spec, image_shape, method, tile_budget)
+    except ValueError as error:
+        if not spec.any_size:
+            raise
+        raise ValueError(f"An image of shape {image_shape}: {error}") from None
+
+
+def _make_plan(spec, image_shape, method, tile_budget):
+    filter_size, dilations, antialias = spec.filter_size, spec.dilations, spec.antialias
+    spans = spec.footprint
     # A stride past the padded image leaves one position per axis, as any larger one does:
     # capped there, the engine's views take it in NumPy's strides.
-    stride = min(int(stride), max(image_shape[:2]) + max(spans))
+    stride = min(spec.stride, max(image_shape[:2]) + max(spans))
     map_shape = tuple(
-        conv_output_size(length, size, stride, padding)
+        conv_output_size(length, size, stride, spec.padding)
         for length, size in zip(image_shape[:2], spans, strict=True)
     )
-    levels, order = _levels(spec, map_shape, clip=not fixed_regions)
+    levels, order = _levels(spec.layout, map_shape, clip=not spec.any_size)
     # Filters whose taps are spread, or that read the image smoothed (a 1x1 filter at a
     # dilation above 1, with antialias), take each dilation's taps from its own rows: the
     # plain GEMM path's gathers.
@@ -900,7 +819,9 @@ def make_plan(
         antialias and any(smoothing_sigma(dilation) for dilation, _ in dilations)
     )
     if method == "auto":
-        method = "gemm" if dilated else choose_method(image_shape, filter_size, stride, padding)
+        method = (
+            "gemm" if dilated else choose_method(image_shape, filter_size, stride, spec.padding)
+        )
     elif method == "fft" and dilated:
         raise ValueError(
             "dilated filters run on the GEMM path only, not method='fft' (with antialias, "
@@ -919,22 +840,22 @@ def make_plan(
     return _tiled(
         budget=tile_budget,
         image_shape=image_shape,
-        n_filters=int(n_filters),
+        n_filters=spec.n_filters,
         filter_size=filter_size,
         dilations=dilations,
-        stride=int(stride),
-        padding=padding_widths(spans, padding),
+        stride=stride,
+        padding=padding_widths(spans, spec.padding),
         map_shape=map_shape,
         method=method,
-        activation=activation,
-        threshold=float(threshold),
-        pooling=pooling,
+        activation=spec.activation,
+        threshold=spec.threshold,
+        pooling=spec.pooling,
         levels=levels,
         order=order,
-        balance_levels=bool(balance_levels),
-        pyramid=spec.pyramid,
-        flatten=bool(flatten),
-        patch_norm=bool(patch_norm),
-        antialias=bool(antialias),
+        balance_levels=spec.balance_levels,
+        pyramid=spec.layout.pyramid,
+        flatten=spec.flatten,
+        patch_norm=spec.patch_norm,
+        antialias=antialias,
         phased=phased,
     )

@@ -105,7 +105,7 @@ def test_an_estimator_saved_before_antialias_and_balance_levels_keeps_its_featur
     for name in ("antialias", "balance_levels"):
         delattr(conv, name)
         del conv._fitted_params[name]
-        del conv._plan_params[name]
+        del conv.spec_.__dict__[name]
     loaded = pickle.loads(pickle.dumps(conv))
     assert (loaded.antialias, loaded.balance_levels) == (False, False)
     np.testing.assert_array_equal(loaded.transform(X), expected)
