@@ -9,7 +9,7 @@ Only the public estimator is used, so the script runs unchanged on either side. 
 configuration sets a few parameters on ``random_state=0`` and covers one path of the engine
 (GEMM, phased GEMM, FFT, banded large images, sums of parts, pyramids, dilated and smoothed
 banks, images of several sizes); ``--compare`` prints, for each, whether the filters and the
-features are identical and the largest difference if not.
+features are identical (byte for byte: -0.0 is not 0.0) and the largest difference if not.
 """
 
 import argparse
@@ -109,7 +109,10 @@ def main():
         failures = 0
         for name, (filters, values) in results.items():
             old_filters, old = saved[f"{name}|filters"], saved[f"{name}|features"]
-            same = np.array_equal(filters, old_filters) and np.array_equal(values, old)
+            same = all(
+                a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+                for a, b in [(filters, old_filters), (values, old)]
+            )
             if same:
                 print(f"identical  {name} {values.shape}")
                 continue

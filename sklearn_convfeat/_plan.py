@@ -22,6 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._convolution import FftConvolution, GemmConvolution, PhasedGemmConvolution
+from ._pooling import ActivateThenPool, PoolThenActivate, SumsOfParts, pooling_buffers
+from ._regions import grid_regions, level, window_regions
 from ._shapes import (
     conv_output_size,
     footprint,
@@ -131,120 +134,6 @@ def tile_bytes():
     """The bytes a chunk's tiles aim at (its buffers but the smoothing's,
     :data:`LOAD_BUFFERS`): :data:`CHUNK_L2` times a core's L2 cache."""
     return int(CHUNK_L2 * l2_bytes())
-
-
-@dataclass(frozen=True)
-class Regions:
-    """Contiguous pooling regions along one axis: region ``i`` is ``[starts[i], starts[i + 1])``,
-    the last one ending at ``stop``. Made by :func:`regions`, which fills in ``count``,
-    ``sizes``, ``size`` (the common size of the regions, or None if they differ or do not
-    start at 0) and ``runs``: the regions as runs of consecutive regions of one size,
-    ``(first, count, size, start)``, region ``first`` starting at map position ``start``.
-    Nearly equal regions (a grid's) make at most a few runs, each pooled by one reduction."""
-
-    starts: tuple
-    stop: int
-    count: int
-    sizes: tuple
-    size: int | None
-    runs: tuple
-
-    def within(self, finer):
-        """These regions as unions of the regions of ``finer`` (indices into them), or None."""
-        if self.stop != finer.stop or not set(self.starts) <= set(finer.starts):
-            return None
-        return regions(tuple(finer.starts.index(start) for start in self.starts), finer.count)
-
-    def clip(self, start, stop):
-        """The parts of the regions inside ``[start, stop)``: ``(first, regions)``, the index of
-        the first region met and their parts, relative to ``start``; ``(0, None)`` if none."""
-        ends = (*self.starts[1:], self.stop)
-        met = [i for i in range(self.count) if self.starts[i] < stop and ends[i] > start]
-        if not met:
-            return 0, None
-        starts = tuple(max(self.starts[i], start) - start for i in met)
-        return met[0], regions(starts, min(ends[met[-1]], stop) - start)
-
-
-def regions(starts, stop):
-    """The :class:`Regions` starting at ``starts`` and ending at ``stop``."""
-    starts = tuple(int(start) for start in starts)
-    sizes = tuple(int(b - a) for a, b in zip(starts, (*starts[1:], stop), strict=True))
-    common = sizes[0] if len(set(sizes)) == 1 and starts[0] == 0 else None
-    runs = []
-    for index, (start, size) in enumerate(zip(starts, sizes, strict=True)):
-        if runs and runs[-1][2] == size:
-            first, count, _, run_start = runs[-1]
-            runs[-1] = (first, count + 1, size, run_start)
-        else:
-            runs.append((index, 1, size, start))
-    return Regions(starts, int(stop), len(starts), sizes, common, tuple(runs))
-
-
-def window_regions(length, size):
-    """Windows of ``size`` (clipped to ``length``); a remainder shorter than a window is dropped,
-    as in ``torch.nn.MaxPool2d``."""
-    size = min(size, length)
-    count = length // size
-    return regions(range(0, count * size, size), count * size)
-
-
-def grid_regions(length, count, clip=True):
-    """``count`` nearly equal regions that cover the whole axis: clipped to ``length`` with
-    ``clip``, else an error if there are fewer positions than regions."""
-    if count > length:
-        if not clip:
-            raise ValueError(
-                f"maps of {length} positions cannot be pooled onto {count} regions; features "
-                f"of the same length for images of any size need maps at least as large as "
-                f"the largest grid of pool_grid: use a smaller pool_grid or larger images."
-            )
-        count = length
-    return regions((i * length // count for i in range(count)), length)
-
-
-@dataclass(frozen=True)
-class Level:
-    """One grid (or the windows) of the pooling: its regions, and where they come from.
-
-    ``source`` is the index of a finer level whose regions these regions are unions of, and
-    ``rows``/``cols`` then index that level's regions: it is pooled from that level's pooled
-    values (partial sums for the sums), reading the maps once for the whole pyramid. With
-    ``source`` None, ``rows`` and ``cols`` index map positions. ``map_rows``/``map_cols`` are
-    the regions in map positions, ``offset`` the index of the first region in the features,
-    ``shape`` the grid of regions, ``sizes`` the number of map values of each region and
-    ``largest`` the largest of them.
-    """
-
-    grid: tuple | None
-    rows: Regions
-    cols: Regions
-    map_rows: Regions
-    map_cols: Regions
-    offset: int
-    source: int | None
-    shape: tuple
-    n_regions: int
-    sizes: tuple
-    largest: int
-
-    def region_names(self):
-        prefix = "" if self.grid is None else f"g{self.grid[0]}x{self.grid[1]}_"
-        rows, cols = self.shape
-        return [f"{prefix}y{i}_x{j}" for i in range(rows) for j in range(cols)]
-
-
-def level(grid, rows, cols, offset, source=None, map_rows=None, map_cols=None):
-    """The :class:`Level` of ``rows`` x ``cols`` regions (indices into ``source``'s regions,
-    with their map positions ``map_rows``/``map_cols``, if it is pooled from a finer level)."""
-    map_rows, map_cols = map_rows or rows, map_cols or cols
-    sizes = tuple(tuple(r * c for c in map_cols.sizes) for r in map_rows.sizes)
-    shape = (map_rows.count, map_cols.count)
-    largest = max(map_rows.sizes) * max(map_cols.sizes)
-    n_regions = math.prod(shape)
-    return Level(
-        grid, rows, cols, map_rows, map_cols, offset, source, shape, n_regions, sizes, largest
-    )
 
 
 def _levels(layout, map_shape, clip):
@@ -359,18 +248,21 @@ class Plan:
     balance_levels, level_weights : bool, tuple
         Whether the levels of a pyramid are weighed alike; the factor of each level's
         features, applied last (:func:`level_weights`; all 1 without ``balance_levels``).
-    pyramid, flatten, patch_norm, pool_first : bool
+    pyramid, flatten, patch_norm : bool
         Whether the features are ``(n_regions, n_maps)``; whether transform flattens them;
-        whether patches are normalised; whether max pooling runs before the bias and the
-        (non-decreasing) activation, which commute with it, to the bit.
-    sums_parts, sum_shifts, activates_maps : tuple or None, tuple, bool
+        whether patches are normalised.
+    convolution, pooling_way : type
+        The convolution method (a :class:`~sklearn_convfeat._convolution.Convolution`) and
+        the way of pooling (a :class:`~sklearn_convfeat._pooling.PoolingWay`): max pooling
+        runs before the bias and a non-decreasing activation, which commute with it, to the
+        bit (``PoolThenActivate``); means of an activation given by parts are made from sums
+        (``SumsOfParts``); else the maps are activated, then pooled (``ActivateThenPool``).
+    sums_parts, sum_shifts : tuple or None, tuple
         The activation's parts (:class:`~sklearn_convfeat._variants.Part`) when the maps are
         pooled by their means onto grids or windows that the plain layout serves (the engine
         then sums ``z`` and ``|z + b - sign * t|`` over the regions and forms the means of the
         activated maps from these sums, without writing them), else None; the distinct
-        ``sign * t`` of the parts with an absolute value (one sum each); whether the engine
-        adds the bias and applies the activation to the maps of a tile (else to the pooled
-        values, or through sums of parts).
+        ``sign * t`` of the parts with an absolute value (one sum each).
     phased, phased_shape : bool, tuple or None
         Whether the GEMM path lays positions out by column phase for equal windows, and then
         ``(win_rows, win_cols, out_rows, units)``.
@@ -416,10 +308,8 @@ class Plan:
     footprint: tuple
     gathers: tuple
     regathers: tuple
-    pool_first: bool
     sums_parts: tuple | None
     sum_shifts: tuple
-    activates_maps: bool
     phased_shape: tuple | None
     output_shape: tuple
     n_features: int
@@ -428,6 +318,8 @@ class Plan:
     smoothing: tuple
     smooth_radius: int
     level_weights: tuple
+    convolution: type
+    pooling_way: type
     bytes_per_image: int = 0
     tile_bytes_per_image: int = 0
 
@@ -467,118 +359,32 @@ class Plan:
         """Every buffer a chunk of ``n`` images needs: name -> (shape, dtype). The engine
         allocates the names it owns from this table, and the memory check sums it; names
         starting with ``'tmp_'`` are the temporaries that NumPy and SciPy allocate inside a
-        call, counted but not allocated by the engine."""
+        call, counted but not allocated by the engine. Each stage declares its own: the
+        loading of image rows (here), the convolution method, the maps of a block, the way
+        of pooling and the levels (:func:`~sklearn_convfeat._pooling.pooling_buffers`)."""
         band = max(stop - start for start, stop in self.bands)
         height, width = self.padded_rows, self.padded_shape[1]
         channels = self.image_shape[2]
-        cols = self.map_shape[1]
-        positions = band * cols
-        block, maps = self.block, self.block * self.maps_per_filter
-        f32, c64, f64 = np.float32, np.complex64, np.float64
-        buffers = {"padded": ((n, channels, height, width), f32)}
+        buffers = {"padded": ((n, channels, height, width), np.float32)}
         if self.smoothing:
             # The image rows a band reads and those its smoothing reads, once, then per
             # dilation smoothed down the rows, then across into its own padded rows.
             halo = (n, channels, height + 2 * self.smooth_radius, self.image_shape[1])
-            buffers.update(halo=(halo, f32), halo_rows=(halo, f32))
+            buffers.update(halo=(halo, np.float32), halo_rows=(halo, np.float32))
             for dilation, _ in self.smoothing:
-                buffers[f"smoothed_{dilation}"] = ((n, channels, height, width), f32)
-        if self.method == "fft":
-            half = width // 2 + 1
-            buffers.update(
-                tmp_spectra=((n, channels, height, half), c64),
-                product=((n, block, height, half), c64),
-                term=((n, block, height, half), c64),
-                tmp_rows_inverse=((n, block, height, half), c64),
-                tmp_maps_first=((n, block, band, width), f32),
-            )
-            if self.patch_norm:
-                # Window sums of the values and of their squares, in float64.
-                buffers.update(
-                    tmp_tables=((4, n, height + 1, width + 1), f64),
-                    tmp_moments=((4, n, band, cols), f64),
-                    tmp_centring=((n, positions, block), f32),
-                )
-        else:
-            if self.phased:
-                win_rows, win_cols, out_rows, units = self.phased_shape
-                n_phases = self.stride * (win_cols - 1) + self.filter_size[1]
-                used_rows = self.band_input_rows(out_rows)
-                buffers["phases"] = ((n, channels, n_phases, used_rows, units), f32)
-                positions = win_cols * out_rows * units
-            buffers["patches"] = ((n, self.taps, positions), f32)
-            if self.patch_norm:
-                buffers.update(
-                    norm_mean=((n, 1, positions), f32),
-                    norm_scale=((n, 1, positions), f32),
-                    norm_squares=((n, self.taps, positions), f32),
-                )
-            if self.patch_norm and self.footprint != self.filter_size:
-                # Dilated filters: their footprints' moments from window sums, in float64.
-                buffers.update(
-                    tmp_squares=((n, height, width, channels), f64),
-                    tmp_tables=((4, n, height + 1, width + 1), f64),
-                    tmp_moments=((4, n, band, cols), f64),
-                )
-        buffers["maps"] = ((n, positions, block), f32)
-        if self.sums_parts is not None:
-            # The first of two shifts is taken out of place; pooling reads the maps alone.
-            if len(self.sum_shifts) > 1:
-                buffers["shifted"] = ((n, positions, block), f32)
-            maps = block
-        elif maps != block:
-            buffers["activated"] = ((n, positions, maps), f32)
-        from_maps = [level for level in self.levels if level.source is None]
-        if POOLINGS[self.pooling].reduce is np.add and any(map(self.pools_whole_rows, from_maps)):
-            # Sums over whole rows are products with a vector of ones (BLAS reads faster).
-            buffers["ones"] = ((positions,), f32)
-        if self.phased:
-            _, _, out_rows, units = self.phased_shape
-            buffers["phase_pooled"] = ((n, out_rows * units * maps), f32)
-        for index in self.order:
-            level = self.levels[index]
-            if level.source is None:
-                # Pooled block by block, band by band: at most one region per row of a band.
-                shape = (n, min(level.rows.count, band), cols, maps)
-                if len(self.bands) > 1:
-                    part = (n, shape[1], level.cols.count, maps)
-                    buffers[f"part_{index}"] = (part, f32)
-            else:
-                source_cols = self.levels[level.source].map_cols.count
-                shape = (n, level.rows.count, source_cols, self.n_maps)
-            whole_rows = level.source is None and self.pools_whole_rows(level)
-            if not (self.phased and index == self.order[0]) and not whole_rows:
-                buffers[f"rows_{index}"] = (shape, f32)
-            buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), f32)
-            if self.sums_parts is not None and level.source is None:
-                # The sums of z, of each shift's absolute values, and room to combine them.
-                slots = len(self.sum_shifts) + 2
-                buffers[f"sums_{index}"] = ((slots, n, *level.shape, self.n_filters), f32)
-                if self.method == "gemm":
-                    # The sums of z from the sums of the patches.
-                    rows = min(level.rows.count, band)
-                    shape = (n, self.taps, rows, level.cols.count)
-                    buffers[f"patch_sums_{index}"] = (shape, f32)
-                    if not whole_rows:
-                        buffers[f"patch_rows_{index}"] = ((n, self.taps, rows, cols), f32)
+                buffers[f"smoothed_{dilation}"] = ((n, channels, height, width), np.float32)
+        positions = self.convolution.positions(self, band)
+        buffers.update(self.convolution.buffers(self, n, band))
+        buffers["maps"] = ((n, positions, self.block), np.float32)
+        buffers.update(self.pooling_way.buffers(self, n, positions))
+        width = self.pooling_way.width(self)
+        buffers.update(pooling_buffers(self, n, band, positions, width))
         return buffers
 
     def pools_whole_rows(self, level):
         """Whether ``level``'s regions are whole map rows (one region across): a region's
         positions are then consecutive in the maps, and pooled by one reduction."""
         return level.map_cols.count == 1 and level.map_cols.stop == self.map_shape[1]
-
-    def filter_spectra_bytes(self):
-        """Bytes of the filters' spectra, made once per transform by the FFT path."""
-        if self.method != "fft":
-            return 0
-        return (
-            8
-            * self.n_filters
-            * self.image_shape[2]
-            * self.padded_rows
-            * (self.padded_shape[1] // 2 + 1)
-        )
 
     def batch_size(self, n_samples, n_threads):
         """Images per batch: whole chunks, all in one batch on one thread, else about four
@@ -592,8 +398,9 @@ class Plan:
 
         Each thread at work holds one chunk's buffers (the images are read from the caller's
         arrays into them, whatever their dtype: they are never copied whole); the FFT path adds
-        the filters' spectra once, every call :data:`CALL_BYTES`, and a banded plan the
-        views of its kept tiles, or of one (:data:`TILE_VIEW_BYTES` each). Checked against
+        the filters' spectra once (``convolution.kernel_bytes``), every call
+        :data:`CALL_BYTES`, and a banded plan the views of its kept tiles, or of one
+        (:data:`TILE_VIEW_BYTES` each). Checked against
         tracemalloc's peak in ``tests/test_engine.py``.
         """
         if batch_size is None:
@@ -604,7 +411,7 @@ class Plan:
         if len(self.bands) > 1:
             per_thread += TILE_VIEW_BYTES * max(1, self.kept_tiles)
         threads = min(n_threads, math.ceil(n_samples / batch))
-        return threads * per_thread + self.filter_spectra_bytes() + CALL_BYTES
+        return threads * per_thread + self.convolution.kernel_bytes(self) + CALL_BYTES
 
 
 def _plan(**decisions):
@@ -669,10 +476,8 @@ def _plan(**decisions):
         footprint=whole,
         gathers=tuple(gathers),
         regathers=tuple(k == 0 or gathers[k] != gathers[k - 1] for k in range(len(gathers))),
-        pool_first=pool_first,
         sums_parts=sums_parts,
         sum_shifts=sum_shifts,
-        activates_maps=not pool_first and sums_parts is None,
         phased_shape=phased_shape,
         output_shape=output_shape,
         n_features=math.prod(output_shape),
@@ -681,10 +486,26 @@ def _plan(**decisions):
         smoothing=smoothing,
         smooth_radius=max((smoothing_radius(sigma) for _, sigma in smoothing), default=0),
         level_weights=level_weights(levels, decisions["balance_levels"]),
+        convolution=_convolution(decisions["method"], decisions["phased"]),
+        pooling_way=_pooling_way(pool_first, sums_parts),
     )
     buffers = plan.chunk_buffers(1)
     tile = {name: value for name, value in buffers.items() if not name.startswith(LOAD_BUFFERS)}
     return replace(plan, bytes_per_image=_nbytes(buffers), tile_bytes_per_image=_nbytes(tile))
+
+
+def _convolution(method, phased):
+    """The convolution method's class."""
+    if phased:
+        return PhasedGemmConvolution
+    return {"gemm": GemmConvolution, "fft": FftConvolution}[method]
+
+
+def _pooling_way(pool_first, sums_parts):
+    """The way of pooling's class."""
+    if pool_first:
+        return PoolThenActivate
+    return ActivateThenPool if sums_parts is None else SumsOfParts
 
 
 def _nbytes(buffers):
