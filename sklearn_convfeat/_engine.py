@@ -295,22 +295,22 @@ def pooled_features_of_groups(
         size = batch_size or plan.batch_size(n_samples, n_threads)
         kernel = Kernel(plan, filters, bias, patch_norm_eps)
         capacity = min(plan.chunk, size, n_samples)
-        regions = out.reshape(n_samples, -1, plan.n_maps)
+        by_region = out.reshape(n_samples, -1, plan.n_maps)
         tasks += [
-            (plan, kernel, capacity, images, regions, batch)
+            (plan, kernel, capacity, images, by_region, batch)
             for batch in gen_batches(n_samples, size)
         ]
     # One workspace per thread at work, handed from batch to batch.
     workspaces = queue.SimpleQueue()
 
-    def fill(plan, kernel, capacity, images, regions, batch):
+    def fill(plan, kernel, capacity, images, by_region, batch):
         try:
             workspace = workspaces.get_nowait()
         except queue.Empty:
             workspace = None
         if workspace is None or workspace.kernel is not kernel:
             workspace = Workspace(plan, kernel, capacity)
-        _run_batch(plan, workspace, images[batch], regions[batch])
+        _run_batch(plan, workspace, images[batch], by_region[batch])
         workspaces.put(workspace)
 
     n_threads = min(n_threads, len(tasks))

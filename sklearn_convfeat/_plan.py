@@ -38,75 +38,46 @@ from ._variants import ACTIVATIONS, POOLINGS
 # The name of PoolingLayout in the pickles of estimators fitted before FeatureSpec.
 PoolingSpec = PoolingLayout
 
-# A chunk's buffers (patches, maps, partly pooled maps of a few small images) aim at this many
-# times a core's L2 cache. Each call of a chunk then does enough work that its Python and NumPy
-# overhead costs little, and holds the GIL (which n_jobs threads share) for a small part of
-# its time; the maps of a chunk's last images are still in L2 when pooled, the first ones in
-# the L3 cache. Measured with the native kernel on a 1 MiB L2, time relative to chunks of
-# 0.75 L2: config A (28x28, 64 filters 5x5) 1.16 for 0.25 L2 (one image), 0.96 for 1.5, 0.94-0.95
-# for 2 to 6, 0.98 for 12; config B (32x32x3, 128 filters 5x5) 0.975 for 1.5 L2, 0.94-0.95 for
-# 2.3 to 3, 1.02 for 6, 1.18 for 12.
+# The tiling's constants; benchmarks/TILING.md gives the measurements behind each.
+
+# A chunk's buffers aim at this many times a core's L2 cache: enough work per call that Python
+# costs little, the maps still in cache when pooled (bench_stages.py, configs A and B).
 CHUNK_L2 = 3
 
-# A band of map rows of one large image (or a block of filters) may use this many times the
-# budget of a chunk of small images: its calls then do enough work to cost little, while the
-# tiles stay in the cache shared by the cores. Measured with a 1 MiB L2 on 1200x1600x3 images,
-# 64 filters 4x4: 0.66 s per image with tiles of 1 MiB, 0.33 with 1.5, 0.28 with 3, 0.24 with
-# 6, 0.25 with 12 (on a 2 MiB L2: 0.33 s with 2 MiB, 0.22-0.26 s with 4-8 MiB); on config C
-# (1,600 filters 6x6x3 on 32x32x3, the whole map in blocks of filters), time relative to 5 MiB
-# tiles: 0.97-0.98 for 2-3 MiB, 1.04-1.09 for 0.7-1.3 MiB; MOSAIKS (4,096 filters 3x3x3 on
-# 64x64x3): 1.00-1.05 for 4-11 MiB, 1.05-1.1 for 2.2-2.4 MiB, 1.1-1.24 for 0.6-1.2 MiB.
+# A band of map rows of one large image, or a block of filters, may use this many times a
+# chunk's budget: tiles that stay in the shared cache and do enough work per call.
 BAND_FACTOR = 2
 
-# A block of filters is the N of the tile's matrix product: below this many filters, the
-# product runs slower per FLOP (and a tile does too little work), so bands of map rows are
-# made smaller before blocks are. Blocks are multiples of BLOCK_ALIGN filters (a cache line
-# of float32 maps) unless a block is all of them.
+# A block of filters is the N of the tile's matrix product: below MIN_BLOCK filters it runs
+# slower per FLOP, so bands shrink before blocks do; blocks are multiples of BLOCK_ALIGN
+# filters (a cache line of float32 maps) unless a block is all of them.
 MIN_BLOCK = 64
 BLOCK_ALIGN = 16
 
-# Bands of a large image hold at least MIN_BAND_ROWS map rows (or the whole map) in blocks of
-# MIN_BLOCK filters, even where such a tile outgrows BAND_FACTOR times the budget, as long as it
-# fits FLOOR_FACTOR times it: in smaller bands, a band's fixed costs (its calls, the pooling's
-# reductions over a few rows, the smoothed rows it shares with the next) outweigh what the cache
-# saves. Tiles past FLOOR_FACTOR (only very wide images) shrink as before, to one row in small
-# blocks, so that memory stays bounded. Measured by ``benchmarks/bench_large.py`` with the
-# defaults (192 filters 4x4 at dilations 1, 2, 3), one thread, 1 MiB L2 (3 MiB budget), seconds
-# per image with antialias off / on in bands of 1, 4 and 8 rows: a 3000x4000 grey photo
-# 4.97 / 6.53, 3.57 / 4.00, 3.18 / 3.81 (peak 5.5, 13.7, 21.1 MiB with antialias);
-# 1500x2000x3 2.41 / 3.33, 1.76 / 1.84, 1.64 / 1.60; 600x8000 1.91 / 2.68, 1.61 / 1.54,
-# 1.76 / 1.50 (43 MiB); 1500x1500 (bands of 5 rows before) 0.55 / 0.68 -> 0.50 / 0.60 in 8.
+# Bands hold at least MIN_BAND_ROWS map rows in blocks of MIN_BLOCK filters while such a tile
+# fits FLOOR_FACTOR times the budget: in smaller bands a band's fixed costs outweigh what the
+# cache saves (bench_large.py); only very wide images go below, so that memory stays bounded.
 MIN_BAND_ROWS = 8
 FLOOR_FACTOR = 16
 
 # The buffers (name prefixes) that only the loading of a band's image rows works in, the
-# smoothing's: left out of the tiles' bytes that the tiling fits to the cache (they are still
-# counted in the memory a chunk needs). The smoothed rows stand in for the padded ones in a
-# dilated block's gathers: a tile reads one of them at a time, counted once as the padded.
+# smoothing's: left out of the tiles' bytes that the tiling fits to the cache (still counted
+# in a chunk's memory); a dilated block's gathers read one smoothed copy, counted as the padded.
 LOAD_BUFFERS = ("halo", "smoothed_")
 
 # The L2 cache of a core when the machine does not say.
 DEFAULT_L2_BYTES = 2**20
 
-# Bytes of the Python objects and small arrays of one call beyond its buffers (views, closures,
-# region sizes, and the interpreter's free lists they fill): measured by tracemalloc, under
-# 64 KiB for small images, 0.6 MiB for a 4000x3000 image computed in 4000 bands.
+# Bytes of a call's Python objects and small arrays beyond its buffers, and of the views of one
+# kept tile of a banded plan (tracemalloc, tests/test_engine.py); tiles whose views are kept,
+# at most, so that the memory of a tall image does not grow with its height.
 CALL_BYTES = 2**20
-
-# Bytes of the views each tile of a banded plan keeps (one band, one block of filters: its
-# pooling steps are made once and reused by every image): about 2 KiB measured by tracemalloc
-# on a 1500x1000 photo's 215 bands.
 TILE_VIEW_BYTES = 2**12
-
-# Tiles whose views are kept, at most (1 MiB of views): a larger image makes its views as its
-# bands come, so that memory does not grow with its height (a 3000x4000 photo in 3000 bands
-# of 3 blocks kept 36 MiB of views, for no gain: one image visits each band once).
 KEPT_TILES = 256
 
-# Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
-# * log2(P) + FFT_COST_PER_CHANNEL * C`` per point ``P`` of the padded image. Fitted to the
-# crossovers measured with ``benchmarks/bench_speed.py --crossover`` on a 2-core x86 machine
-# (AVX-512, OpenBLAS, pocketfft): grey 64x64 images at 17x17 to 19x19 filters, 96x96 at 15x15.
+# The FFT path's cost per filter, in the GEMM path's multiply-adds per point P of the padded
+# image: FFT_COST_PER_LOG_POINT * log2(P) + FFT_COST_PER_CHANNEL * C (bench_speed.py
+# --crossover).
 FFT_COST_PER_LOG_POINT = 12
 FFT_COST_PER_CHANNEL = 25
 
@@ -414,7 +385,7 @@ class Plan:
         return threads * per_thread + self.convolution.kernel_bytes(self) + CALL_BYTES
 
 
-def _plan(**decisions):
+def _derive(**decisions):
     """A :class:`Plan` from its decisions, with every derived field worked out."""
     activation = ACTIVATIONS[decisions["activation"]]
     (top, bottom), (left, right) = decisions["padding"]
@@ -558,7 +529,7 @@ def _tiled(plan=None, budget=None, **decisions):
     groups = np.cumsum([0] + [count for _, count in decisions["dilations"]]).tolist()
 
     def tiling(band, block, chunk=1):
-        return _plan(
+        return _derive(
             **{**decisions, "phased": decisions["phased"] and band == rows},
             chunk=chunk,
             bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),

@@ -422,9 +422,9 @@ class SumsOfParts(PoolingWay):
                 rows_buffer=partial(space.view, f"patch_rows_{index}"),
                 ones=space.ones(positions),
             )  # fmt: skip
-        regions = patch_sums.reshape(n, plan.taps, -1).transpose(0, 2, 1)
+        by_region = patch_sums.reshape(n, plan.taps, -1).transpose(0, 2, 1)
         weights = self.kernel.arrays[k]
-        return steps + [MatMul(regions, weights, out.reshape(n, -1, width))]
+        return steps + [MatMul(by_region, weights, out.reshape(n, -1, width))]
 
 
 class MatMul:
