@@ -58,7 +58,7 @@ def make_bank(spec, filter_init, n_channels, training_images, random_state, *, w
     """
     n_filters, filter_size = spec.n_filters, spec.filter_size
     learnt = isinstance(filter_init, str) and filter_init in PATCH_BANKS
-    filters, bias = None, np.zeros(n_filters)
+    filters = None
     if isinstance(filter_init, str):
         check_memory(
             bank_bytes(n_filters, filter_size, n_channels),
@@ -70,6 +70,7 @@ def make_bank(spec, filter_init, n_channels, training_images, random_state, *, w
             filters = make(n_filters, filter_size, n_channels, random_state)
     else:
         filters = filter_init
+    bias = np.zeros(n_filters)
     eps = None
     if spec.patch_norm or learnt:
         images = training_images()
