@@ -1,9 +1,9 @@
-"""The README's table of parameters, made from ConvFeatureTransformer itself: its signature's
+"""The guide's table of parameters, made from ConvFeatureTransformer itself: its signature's
 defaults and its docstring's Parameters section (type line and first paragraph), so that it
 cannot drift from the code.
 
-Run from the repository root: ``python docs/make_parameters.py`` rewrites the table between
-the README's markers; ``tests/test_readme.py`` checks that it is up to date.
+``docs/conf.py`` writes it into ``docs/_generated/parameters.md`` when the pages are built, for
+``docs/guide/parameters.md``; ``python docs/make_parameters.py`` prints it.
 """
 
 import inspect
@@ -16,10 +16,6 @@ sys.path.insert(0, str(ROOT))
 
 from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
 from sklearn_convfeat._cli_options import parameter_docs  # noqa: E402
-
-README = ROOT / "README.md"
-BEGIN = "<!-- parameters: made by docs/make_parameters.py -->"
-END = "<!-- parameters: end -->"
 
 
 def _markdown(text):
@@ -46,15 +42,5 @@ def parameters_table(estimator_class=ConvFeatureTransformer):
     return "\n".join(rows)
 
 
-def readme_with_table(text):
-    """``text`` (the README) with the table between its markers made anew."""
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return text[:start] + "\n" + parameters_table() + "\n" + text[end:]
-
-
-def main():
-    README.write_text(readme_with_table(README.read_text()))
-
-
 if __name__ == "__main__":
-    main()
+    print(parameters_table())

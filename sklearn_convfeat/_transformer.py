@@ -66,7 +66,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     activation, then they are pooled over local windows (``pool_size``) or onto a fixed grid
     (``pool_grid``). The pooled maps, flattened, are features for any scikit-learn estimator.
 
-    Read more in the README.
+    Read more in the :ref:`User Guide <parameters>`.
 
     Parameters
     ----------
@@ -237,7 +237,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ``dilations_`` (a fraction of the mean variance of that dilation's training
         patches); None without ``patch_norm``.
 
-    feature_mean_ : ndarray of shape (n_features_out,) or output_shape_, float32, or None
+    feature_mean_ : ndarray of shape (n_features_out,) or `output_shape_`, float32, or None
         The mean features of the training images that ``transform`` subtracts (shaped as one
         image's features); None with ``center=False``.
 
@@ -251,8 +251,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         ``dilations`` kept and their filters, the pooling ``layout`` (windows, a grid or a
         pyramid), and ``any_size``, whether ``fit`` saw images of several sizes (each size
         then gets features of one length). Plain frozen data
-        (:class:`sklearn_convfeat._spec.FeatureSpec`): what the plans are made from, and what
-        the command line, the plots and the Dask path read.
+        (``sklearn_convfeat._spec.FeatureSpec``): what the plans are made from, and what the
+        command line, the plots and the Dask path read.
 
     output_shape_ : tuple of int
         The shape of the features of one image: ``(rows, cols, n_maps)``, or
@@ -262,7 +262,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     n_features_in_ : int
         Number of features seen during fit (``X.shape[1]``).
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit. Defined only when ``X`` has feature names that
         are all strings.
 

@@ -1,13 +1,14 @@
-"""Every command and every Python block of README.md runs as written, in README order, in a
-folder that holds what a reader would have: ``photos/`` (one sub-folder per class) and
-``new.jpg``. Each must exit with status 0 and write only the files it says it writes.
+"""Every command and every Python block of README.md and of the guide's pages (docs/index.md,
+docs/guide/*.md) runs as written, page by page in reading order, in a folder that holds what a
+reader would have: ``photos/`` (one sub-folder per class) and ``new.jpg``. Each must exit with
+status 0 and write only the files it says it writes.
 
 ``pip install ...`` parts are not run (the tests run in an environment that has the package):
 ``pip install ".[all]" && convfeat`` runs ``convfeat``. The few blocks that cannot run as
-written, or only after an earlier block, are listed below with the reason.
+written, or only after an earlier block of the same page, are listed below with the reason.
+MyST directives (```` ```{include} ````, ```` ```{toctree} ````) are not code.
 """
 
-import importlib.util
 import os
 import re
 import shlex
@@ -22,17 +23,19 @@ from image_folders import draw_shape, make_shapes_folder
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+DOCUMENTS = [README, REPO / "docs" / "index.md", *sorted((REPO / "docs" / "guide").glob("*.md"))]
 
 # Blocks not run, by a line they hold, and why.
 NOT_RUN = {
     "python -m pytest -q": (
         "the whole test suite, this test included; .ci/run runs exactly this command"
     ),
+    "python -m sphinx": "the documentation's build; .ci/run runs exactly this command",
 }
 
-# Blocks that use names of an earlier block, as in one Python session: {a line of the block:
-# (a line of the earlier block, what of it runs first: "all" or its "imports")}. Each runs in a
-# fresh process after that part of the earlier block.
+# Blocks that use names of an earlier block of their page, as in one Python session: {a line of
+# the block: (a line of the earlier block, what of it runs first: "all" or its "imports")}.
+# Each runs in a fresh process after that part of the earlier block.
 PHOTOS_BLOCK = 'photos = load_image_folder("photos", image_size=32'
 CONTINUES = {
     'photos = load_image_folder("photos", image_size=None': (PHOTOS_BLOCK, "all"),  # model
@@ -47,31 +50,40 @@ OUTPUT_OPTIONS = ("--out", "--csv")
 
 
 def fenced_blocks(text):
-    """``[(language, code)]`` of the fenced blocks of a Markdown text, indented ones too."""
-    pattern = re.compile(r"^( *)```(\w*)\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
+    """``[(language, code)]`` of the fenced blocks of a Markdown text, indented ones too; the
+    language of a MyST directive is its name in braces, e.g. ``{include}``."""
+    pattern = re.compile(r"^( *)```(\S*)[^\n]*\n(.*?)^\1```[ \t]*$", re.MULTILINE | re.DOTALL)
     return [(m.group(2), textwrap.dedent(m.group(3))) for m in pattern.finditer(text)]
 
 
 def _block_with(blocks, line):
     """The one block that holds ``line``."""
     found = [code for _, code in blocks if line in code]
-    assert len(found) == 1, f"{len(found)} README blocks hold {line!r}; update this test"
+    assert len(found) == 1, f"{len(found)} blocks of a page hold {line!r}; update this test"
     return found[0]
 
 
-def _steps():
-    """``[(id, kind, what, writes)]`` in README order: ``kind`` is "command" (``what`` is its
-    argv) or "python" (``what`` is its code)."""
-    blocks = fenced_blocks(README.read_text())
-    skipped = {_block_with(blocks, line) for line in NOT_RUN}
+def _in_blocks(blocks, lines):
+    """The entries of ``lines`` (a dict by line) that some block of the page holds."""
+    return {line: value for line, value in lines.items() if any(line in c for _, c in blocks)}
+
+
+def _steps(document):
+    """``[(id, kind, what, writes)]`` of a page, in its order: ``kind`` is "command" (``what``
+    is its argv) or "python" (``what`` is its code)."""
+    blocks = fenced_blocks(document.read_text())
+    skipped = {_block_with(blocks, line) for line in _in_blocks(blocks, NOT_RUN)}
     earlier = {
         _block_with(blocks, line): _part(_block_with(blocks, first), part)
-        for line, (first, part) in CONTINUES.items()
+        for line, (first, part) in _in_blocks(blocks, CONTINUES).items()
     }
-    writes = {_block_with(blocks, line): files for line, files in PYTHON_WRITES.items()}
+    writes = {
+        _block_with(blocks, line): files
+        for line, files in _in_blocks(blocks, PYTHON_WRITES).items()
+    }
     steps = []
     for language, code in blocks:
-        if code in skipped:
+        if code in skipped or language.startswith("{"):
             continue
         if language == "python":
             lines = [line for line in code.splitlines() if line and "import" not in line]
@@ -105,32 +117,36 @@ def _commands(tokens):
     return [argv for argv in commands if argv and argv[0] != "pip"]
 
 
-STEPS = _steps()
+STEPS = {document: _steps(document) for document in DOCUMENTS}
 
 
-def test_the_parameters_table_is_made_from_the_estimator():
-    """The README's table of parameters is what docs/make_parameters.py makes of the
-    estimator's signature and docstring (run it after changing either)."""
-    spec = importlib.util.spec_from_file_location(
-        "make_parameters", REPO / "docs" / "make_parameters.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    text = README.read_text()
-    assert text == module.readme_with_table(text), "run python docs/make_parameters.py"
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(REPO)))
+def test_every_block_is_bash_python_plain_text_or_a_directive(document):
+    languages = {language for language, _ in fenced_blocks(document.read_text())}
+    languages = {language for language in languages if not language.startswith("{")}
+    assert languages <= {"bash", "python", "text", ""}, "teach this test to run the new kind"
 
 
-def test_every_block_is_bash_python_or_plain_text():
-    languages = {language for language, _ in fenced_blocks(README.read_text())}
-    assert languages <= {"bash", "python", ""}, "teach this test to run the new kind of block"
-
-
-def test_the_readme_commands_are_found():
-    commands = [what for _, kind, what, _ in STEPS if kind == "command"]
+def test_the_commands_are_found():
+    steps = [step for steps in STEPS.values() for step in steps]
+    commands = [what for _, kind, what, _ in steps if kind == "command"]
     assert ["convfeat"] in commands  # the main job, without arguments
     for command in ("evaluate", "search", "train", "predict", "show"):
         assert ["convfeat", command] in [argv[:2] for argv in commands]
-    assert sum(kind == "python" for _, kind, _, _ in STEPS) >= 4
+    assert sum(kind == "python" for _, kind, _, _ in steps) >= 4
+
+
+def _ci_script():
+    return (REPO / ".ci" / "run").read_text().splitlines()
+
+
+@pytest.mark.parametrize("command", ["python -m pytest", "python -m sphinx"])
+def test_ci_runs_exactly_the_readme_command(command):
+    """.ci/run runs the README's test command and its docs command as written."""
+    blocks = fenced_blocks(README.read_text())
+    (line,) = [line for line in _block_with(blocks, command).splitlines() if command in line]
+    (readme_command,) = [part.strip() for part in line.split("&&") if command in part]
+    assert readme_command in [line.strip() for line in _ci_script()]
 
 
 def _files(folder):
@@ -143,10 +159,10 @@ def _files(folder):
 
 
 class Session:
-    """A reader's folder, in which the steps run in README order, each at most once."""
+    """A reader's folder, in which the steps of a page run in its order, each at most once."""
 
-    def __init__(self, folder, scripts):
-        self.folder, self.scripts, self.done = folder, scripts, 0
+    def __init__(self, steps, folder, scripts):
+        self.steps, self.folder, self.scripts, self.done = steps, folder, scripts, 0
         make_shapes_folder(folder / "photos", n_per_class=6, shapes=("cat", "dog"))
         draw_shape("circle", np.random.default_rng(1)).save(folder / "new.jpg")
 
@@ -156,8 +172,8 @@ class Session:
         while self.done <= index:
             if result is not None:
                 status = result[0]
-                assert status.returncode == 0, f"{STEPS[self.done - 1][0]}: {status.stderr}"
-            result = self._run(*STEPS[self.done])
+                assert status.returncode == 0, f"{self.steps[self.done - 1][0]}: {status.stderr}"
+            result = self._run(*self.steps[self.done])
             self.done += 1
         return result
 
@@ -186,13 +202,31 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def session(tmp_path_factory):
-    return Session(tmp_path_factory.mktemp("reader"), tmp_path_factory.mktemp("scripts"))
+def sessions(tmp_path_factory):
+    """One reader's folder per page, made when its first step runs."""
+    made = {}
+
+    def session(document):
+        if document not in made:
+            made[document] = Session(
+                STEPS[document], tmp_path_factory.mktemp("reader"), tmp_path_factory.mktemp("py")
+            )
+        return made[document]
+
+    return session
 
 
-@pytest.mark.parametrize("index", range(len(STEPS)), ids=[step[0] for step in STEPS])
-def test_readme_step_runs_and_writes_only_what_it_says(index, session):
-    result, changed, removed, writes = session.run_through(index)
+@pytest.mark.parametrize(
+    ("document", "index"),
+    [(document, index) for document, steps in STEPS.items() for index in range(len(steps))],
+    ids=[
+        f"{document.relative_to(REPO)}: {step[0]}"
+        for document, steps in STEPS.items()
+        for step in steps
+    ],
+)
+def test_step_runs_and_writes_only_what_it_says(document, index, sessions):
+    result, changed, removed, writes = sessions(document).run_through(index)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert changed == writes
