@@ -71,7 +71,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 
 from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
 from sklearn_convfeat._engine import pooled_features  # noqa: E402
-from sklearn_convfeat._plan import choose_method, make_plan, parse_pooling  # noqa: E402
+from sklearn_convfeat._plan import choose_method, make_plan  # noqa: E402
+from sklearn_convfeat._spec import FeatureSpec, parse_pooling  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -160,21 +161,15 @@ def ours(config, filters, n_jobs):
 
 
 def plan_of(config, method="auto", tile_budget=None):
-    return make_plan(
-        image_shape=config.image_shape,
-        filter_size=(config.filter_size,) * 2,
+    spec = FeatureSpec(
         n_filters=config.n_filters,
-        stride=1,
-        padding="valid",
+        filter_size=(config.filter_size,) * 2,
         activation=config.activation,
-        threshold=0.0,
         pooling=config.pooling,
-        spec=parse_pooling(config.pool_size, config.pool_grid, False),
+        layout=parse_pooling(config.pool_size, config.pool_grid, False),
         flatten=False,
-        patch_norm=False,
-        method=method,
-        tile_budget=tile_budget,
     )
+    return make_plan(spec, config.image_shape, method=method, tile_budget=tile_budget)
 
 
 def timed(function):

@@ -1,6 +1,6 @@
 """Where the engine's time goes, per stage, on the configurations of ``bench_speed.py``.
 
-A diagnostic, not a comparison: it wraps the functions that the engine's tiles call (gathering
+A diagnostic, not a comparison: it wraps the methods of the engine's stages (gathering
 the patches, the matrix product or the FFT, the activation, pooling) with timers, runs the
 transform of each configuration, and prints each stage's time per image; "other" is the rest
 (loading the images into the tiles' buffers, the bias and activation of pooled values, copying
@@ -35,6 +35,19 @@ from bench_speed import CONFIGS, blas_report, conv_flops, gemm_rate, make_data, 
 
 import sklearn_convfeat._engine as engine  # noqa: E402
 import sklearn_convfeat._variants as variants  # noqa: E402
+from sklearn_convfeat._convolution import (  # noqa: E402
+    FftConvolution,
+    GemmConvolution,
+    PhasedGemmConvolution,
+    PhaseReduction,
+)
+from sklearn_convfeat._pooling import (  # noqa: E402
+    AxisReduction,
+    Combine,
+    MatMul,
+    OnesSum,
+    SumsCombiner,
+)
 
 IMAGES = {"A": 4_000, "B": 1_000, "C": 100, "MOSAIKS": 16, "F": 200}
 
@@ -52,23 +65,13 @@ def timer(stage, function):
 
 
 def instrument():
-    """Wrap the engine's stage functions with timers (for this process only)."""
-
-    def convolver(original):
-        def make(*args, **kwargs):
-            prepare, multiply = original(*args, **kwargs)
-            return timer("gather", prepare), timer("product", multiply)
-
-        return make
-
-    for name in ("_gemm_convolver", "_phased_gemm_convolver", "_fft_convolver"):
-        setattr(engine, name, convolver(getattr(engine, name)))
-    engine._CONVOLVERS = {"gemm": engine._gemm_convolver, "fft": engine._fft_convolver}
-    for name in ("_map_pooler", "_runner"):
-        original = getattr(engine, name)
-        setattr(engine, name, lambda *a, original=original, **k: timer("pool", original(*a, **k)))
-    band_pooler = engine._band_pooler
-    engine._band_pooler = lambda *a, **k: timer("pool", band_pooler(*a, **k))
+    """Wrap the methods of the engine's stages with timers (for this process only)."""
+    for cls in (GemmConvolution, PhasedGemmConvolution, FftConvolution):
+        for method, stage in (("gather", "gather"), ("multiply", "product")):
+            if method in vars(cls):
+                setattr(cls, method, timer(stage, vars(cls)[method]))
+    for cls in (AxisReduction, OnesSum, Combine, PhaseReduction, MatMul, SumsCombiner):
+        cls.run = timer("pool", cls.run)
     for name, activation in list(variants.ACTIVATIONS.items()):
         variants.ACTIVATIONS[name] = replace(
             activation, apply=timer("activation", activation.apply)

@@ -27,6 +27,8 @@ from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
 SIZING = {
     "sklearn_convfeat._shapes": None,  # all of them
     "sklearn_convfeat._plan": None,
+    "sklearn_convfeat._spec": None,
+    "sklearn_convfeat._regions": None,
     "sklearn_convfeat._engine": {
         "choose_method",
         "chunk_size",

@@ -46,7 +46,7 @@ from ._cli_options import (
     option_error,
 )
 from ._optional import import_optional
-from ._plan import parse_pooling
+from ._spec import parse_pooling
 
 # A model file is a dict tagged with its format. Format 1: images resized to "image_size".
 # Format 2: also "image_size" None (each image at its own size) and "max_side". Models of a fixed

@@ -72,8 +72,9 @@ def _transform_block(block, estimator):
 def transform(estimator, X):
     """Lazy features of a dask array of images, one in-memory ``transform`` per block.
 
-    The shape of the output comes from the estimator's plan; ``transform`` has already
-    checked, from the metadata, that ``X`` holds images like those seen in fit.
+    The shape of the output comes from the estimator's ``output_shape_`` and ``spec_``;
+    ``transform`` has already checked, from the metadata, that ``X`` holds images like those
+    seen in fit.
 
     Parameters
     ----------
@@ -92,8 +93,8 @@ def transform(estimator, X):
     # A snapshot, so that refitting the estimator later does not change this lazy result. It
     # runs single-threaded: dask already computes blocks in parallel.
     block_estimator = copy.deepcopy(estimator).set_params(n_jobs=None)
-    plan = block_estimator._plan
-    sample_shape = (plan.n_features,) if plan.flatten else plan.output_shape
+    output_shape = block_estimator.output_shape_
+    sample_shape = (math.prod(output_shape),) if block_estimator.spec_.flatten else output_shape
     n_axes = 1 + len(sample_shape)
     if n_axes < X.ndim:
         axes = {"drop_axis": list(range(n_axes, X.ndim))}

@@ -9,7 +9,8 @@ allocates and what the memory check counts), the output shape and the feature na
 ``transform``, the memory check, ``get_feature_names_out``, the Dask path and the plots all
 read it; the engine runs it.
 
-Only :func:`parse_pooling` looks at the types of ``pool_size`` and ``pool_grid``.
+It is made from the :class:`~sklearn_convfeat._spec.FeatureSpec` of a fitted estimator and an
+image shape, and cached on them.
 """
 
 import bisect
@@ -21,6 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._convolution import FftConvolution, GemmConvolution, PhasedGemmConvolution
+from ._pooling import ActivateThenPool, PoolThenActivate, SumsOfParts, pooling_buffers
+from ._regions import grid_regions, level, window_regions
 from ._shapes import (
     conv_output_size,
     footprint,
@@ -28,83 +32,52 @@ from ._shapes import (
     smoothing_radius,
     smoothing_sigma,
 )
+from ._spec import PoolingLayout
 from ._variants import ACTIVATIONS, POOLINGS
 
-# The pooling when neither pool_size nor pool_grid is given: a spatial pyramid of the whole map,
-# 2x2 and 3x3 grids (14 regions; finer than 4x4 lost on every set measured with dilated banks,
-# benchmarks/ACCURACY.md); with flatten=False, whose maps need a layout, 2x2 windows.
-DEFAULT_PYRAMID = ((1, 1), (2, 2), (3, 3))
-DEFAULT_WINDOWS = (2, 2)
+# The name of PoolingLayout in the pickles of estimators fitted before FeatureSpec.
+PoolingSpec = PoolingLayout
 
-# A chunk's buffers (patches, maps, partly pooled maps of a few small images) aim at this many
-# times a core's L2 cache. Each call of a chunk then does enough work that its Python and NumPy
-# overhead costs little, and holds the GIL (which n_jobs threads share) for a small part of
-# its time; the maps of a chunk's last images are still in L2 when pooled, the first ones in
-# the L3 cache. Measured with the native kernel on a 1 MiB L2, time relative to chunks of
-# 0.75 L2: config A (28x28, 64 filters 5x5) 1.16 for 0.25 L2 (one image), 0.96 for 1.5, 0.94-0.95
-# for 2 to 6, 0.98 for 12; config B (32x32x3, 128 filters 5x5) 0.975 for 1.5 L2, 0.94-0.95 for
-# 2.3 to 3, 1.02 for 6, 1.18 for 12.
+# The tiling's constants; benchmarks/TILING.md gives the measurements behind each.
+
+# A chunk's buffers aim at this many times a core's L2 cache: enough work per call that Python
+# costs little, the maps still in cache when pooled (bench_stages.py, configs A and B).
 CHUNK_L2 = 3
 
-# A band of map rows of one large image (or a block of filters) may use this many times the
-# budget of a chunk of small images: its calls then do enough work to cost little, while the
-# tiles stay in the cache shared by the cores. Measured with a 1 MiB L2 on 1200x1600x3 images,
-# 64 filters 4x4: 0.66 s per image with tiles of 1 MiB, 0.33 with 1.5, 0.28 with 3, 0.24 with
-# 6, 0.25 with 12 (on a 2 MiB L2: 0.33 s with 2 MiB, 0.22-0.26 s with 4-8 MiB); on config C
-# (1,600 filters 6x6x3 on 32x32x3, the whole map in blocks of filters), time relative to 5 MiB
-# tiles: 0.97-0.98 for 2-3 MiB, 1.04-1.09 for 0.7-1.3 MiB; MOSAIKS (4,096 filters 3x3x3 on
-# 64x64x3): 1.00-1.05 for 4-11 MiB, 1.05-1.1 for 2.2-2.4 MiB, 1.1-1.24 for 0.6-1.2 MiB.
+# A band of map rows of one large image, or a block of filters, may use this many times a
+# chunk's budget: tiles that stay in the shared cache and do enough work per call.
 BAND_FACTOR = 2
 
-# A block of filters is the N of the tile's matrix product: below this many filters, the
-# product runs slower per FLOP (and a tile does too little work), so bands of map rows are
-# made smaller before blocks are. Blocks are multiples of BLOCK_ALIGN filters (a cache line
-# of float32 maps) unless a block is all of them.
+# A block of filters is the N of the tile's matrix product: below MIN_BLOCK filters it runs
+# slower per FLOP, so bands shrink before blocks do; blocks are multiples of BLOCK_ALIGN
+# filters (a cache line of float32 maps) unless a block is all of them.
 MIN_BLOCK = 64
 BLOCK_ALIGN = 16
 
-# Bands of a large image hold at least MIN_BAND_ROWS map rows (or the whole map) in blocks of
-# MIN_BLOCK filters, even where such a tile outgrows BAND_FACTOR times the budget, as long as it
-# fits FLOOR_FACTOR times it: in smaller bands, a band's fixed costs (its calls, the pooling's
-# reductions over a few rows, the smoothed rows it shares with the next) outweigh what the cache
-# saves. Tiles past FLOOR_FACTOR (only very wide images) shrink as before, to one row in small
-# blocks, so that memory stays bounded. Measured by ``benchmarks/bench_large.py`` with the
-# defaults (192 filters 4x4 at dilations 1, 2, 3), one thread, 1 MiB L2 (3 MiB budget), seconds
-# per image with antialias off / on in bands of 1, 4 and 8 rows: a 3000x4000 grey photo
-# 4.97 / 6.53, 3.57 / 4.00, 3.18 / 3.81 (peak 5.5, 13.7, 21.1 MiB with antialias);
-# 1500x2000x3 2.41 / 3.33, 1.76 / 1.84, 1.64 / 1.60; 600x8000 1.91 / 2.68, 1.61 / 1.54,
-# 1.76 / 1.50 (43 MiB); 1500x1500 (bands of 5 rows before) 0.55 / 0.68 -> 0.50 / 0.60 in 8.
+# Bands hold at least MIN_BAND_ROWS map rows in blocks of MIN_BLOCK filters while such a tile
+# fits FLOOR_FACTOR times the budget: in smaller bands a band's fixed costs outweigh what the
+# cache saves (bench_large.py); only very wide images go below, so that memory stays bounded.
 MIN_BAND_ROWS = 8
 FLOOR_FACTOR = 16
 
 # The buffers (name prefixes) that only the loading of a band's image rows works in, the
-# smoothing's: left out of the tiles' bytes that the tiling fits to the cache (they are still
-# counted in the memory a chunk needs). The smoothed rows stand in for the padded ones in a
-# dilated block's gathers: a tile reads one of them at a time, counted once as the padded.
+# smoothing's: left out of the tiles' bytes that the tiling fits to the cache (still counted
+# in a chunk's memory); a dilated block's gathers read one smoothed copy, counted as the padded.
 LOAD_BUFFERS = ("halo", "smoothed_")
 
 # The L2 cache of a core when the machine does not say.
 DEFAULT_L2_BYTES = 2**20
 
-# Bytes of the Python objects and small arrays of one call beyond its buffers (views, closures,
-# region sizes, and the interpreter's free lists they fill): measured by tracemalloc, under
-# 64 KiB for small images, 0.6 MiB for a 4000x3000 image computed in 4000 bands.
+# Bytes of a call's Python objects and small arrays beyond its buffers, and of the views of one
+# kept tile of a banded plan (tracemalloc, tests/test_engine.py); tiles whose views are kept,
+# at most, so that the memory of a tall image does not grow with its height.
 CALL_BYTES = 2**20
-
-# Bytes of the views each tile of a banded plan keeps (one band, one block of filters: its
-# pooling steps are made once and reused by every image): about 2 KiB measured by tracemalloc
-# on a 1500x1000 photo's 215 bands.
 TILE_VIEW_BYTES = 2**12
-
-# Tiles whose views are kept, at most (1 MiB of views): a larger image makes its views as its
-# bands come, so that memory does not grow with its height (a 3000x4000 photo in 3000 bands
-# of 3 blocks kept 36 MiB of views, for no gain: one image visits each band once).
 KEPT_TILES = 256
 
-# Cost of the FFT path per filter, in the GEMM path's multiply-adds: ``FFT_COST_PER_LOG_POINT
-# * log2(P) + FFT_COST_PER_CHANNEL * C`` per point ``P`` of the padded image. Fitted to the
-# crossovers measured with ``benchmarks/bench_speed.py --crossover`` on a 2-core x86 machine
-# (AVX-512, OpenBLAS, pocketfft): grey 64x64 images at 17x17 to 19x19 filters, 96x96 at 15x15.
+# The FFT path's cost per filter, in the GEMM path's multiply-adds per point P of the padded
+# image: FFT_COST_PER_LOG_POINT * log2(P) + FFT_COST_PER_CHANNEL * C (bench_speed.py
+# --crossover).
 FFT_COST_PER_LOG_POINT = 12
 FFT_COST_PER_CHANNEL = 25
 
@@ -134,190 +107,12 @@ def tile_bytes():
     return int(CHUNK_L2 * l2_bytes())
 
 
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def check_pair(name, value, minimum=1):
-    """Validate an int-or-pair parameter; return it as a pair of ints."""
-    values = (value, value) if _is_int(value) else value
-    if not isinstance(values, (tuple, list)) or len(values) != 2 or not all(map(_is_int, values)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
-    if min(values) < minimum:
-        raise ValueError(f"{name} must be >= {minimum} in each direction, got {value!r}.")
-    return int(values[0]), int(values[1])
-
-
-@dataclass(frozen=True)
-class PoolingSpec:
-    """What ``pool_size`` and ``pool_grid`` ask for, checked.
-
-    ``windows`` is a ``(rows, cols)`` window size, or ``grids`` a tuple of ``(rows, cols)``
-    grids; ``pyramid`` is whether the grids' regions are concatenated into
-    ``(n_regions, n_maps)`` features rather than laid out as maps.
-    """
-
-    windows: tuple | None = None
-    grids: tuple = ()
-    pyramid: bool = False
-
-
-def parse_pooling(pool_size, pool_grid, flatten):
-    """Check ``pool_size`` and ``pool_grid`` together; return the :class:`PoolingSpec` they
-    ask for.
-
-    ``pool_size`` pools over windows; ``pool_grid`` onto one grid (an int or a pair) or a
-    pyramid (a list of grids, or a tuple of pairs); both at once is an error; neither gives
-    :data:`DEFAULT_PYRAMID`, or :data:`DEFAULT_WINDOWS` with ``flatten=False``.
-    """
-    if pool_size is not None and pool_grid is not None:
-        raise ValueError(
-            f"pool_size={pool_size!r} and pool_grid={pool_grid!r} both set the pooling; set "
-            "one of them: pool_size for windows of that size, pool_grid for a fixed grid or a "
-            "pyramid of grids (the other stays None)."
-        )
-    if pool_size is not None:
-        return PoolingSpec(windows=check_pair("pool_size", pool_size))
-    if pool_grid is None:
-        if not flatten:
-            return PoolingSpec(windows=DEFAULT_WINDOWS)
-        return PoolingSpec(grids=DEFAULT_PYRAMID, pyramid=True)
-    is_pyramid = isinstance(pool_grid, list) or (
-        isinstance(pool_grid, tuple) and not all(map(_is_int, pool_grid))
-    )
-    if not is_pyramid:
-        return PoolingSpec(grids=(check_pair("pool_grid", pool_grid),))
-    if not pool_grid:
-        raise ValueError("pool_grid as a list of grids (a pyramid) must not be empty.")
-    if not flatten:
-        raise ValueError(
-            f"pool_grid={pool_grid!r} is a list of grids (a spatial pyramid), whose regions "
-            "cannot be laid out as maps; flatten=False needs one grid, as an int or a "
-            "(rows, cols) tuple, or pool_size for windows."
-        )
-    grids = tuple(check_pair("each grid of pool_grid", grid) for grid in pool_grid)
-    return PoolingSpec(grids=grids, pyramid=True)
-
-
-@dataclass(frozen=True)
-class Regions:
-    """Contiguous pooling regions along one axis: region ``i`` is ``[starts[i], starts[i + 1])``,
-    the last one ending at ``stop``. Made by :func:`regions`, which fills in ``count``,
-    ``sizes``, ``size`` (the common size of the regions, or None if they differ or do not
-    start at 0) and ``runs``: the regions as runs of consecutive regions of one size,
-    ``(first, count, size, start)``, region ``first`` starting at map position ``start``.
-    Nearly equal regions (a grid's) make at most a few runs, each pooled by one reduction."""
-
-    starts: tuple
-    stop: int
-    count: int
-    sizes: tuple
-    size: int | None
-    runs: tuple
-
-    def within(self, finer):
-        """These regions as unions of the regions of ``finer`` (indices into them), or None."""
-        if self.stop != finer.stop or not set(self.starts) <= set(finer.starts):
-            return None
-        return regions(tuple(finer.starts.index(start) for start in self.starts), finer.count)
-
-    def clip(self, start, stop):
-        """The parts of the regions inside ``[start, stop)``: ``(first, regions)``, the index of
-        the first region met and their parts, relative to ``start``; ``(0, None)`` if none."""
-        ends = (*self.starts[1:], self.stop)
-        met = [i for i in range(self.count) if self.starts[i] < stop and ends[i] > start]
-        if not met:
-            return 0, None
-        starts = tuple(max(self.starts[i], start) - start for i in met)
-        return met[0], regions(starts, min(ends[met[-1]], stop) - start)
-
-
-def regions(starts, stop):
-    """The :class:`Regions` starting at ``starts`` and ending at ``stop``."""
-    starts = tuple(int(start) for start in starts)
-    sizes = tuple(int(b - a) for a, b in zip(starts, (*starts[1:], stop), strict=True))
-    common = sizes[0] if len(set(sizes)) == 1 and starts[0] == 0 else None
-    runs = []
-    for index, (start, size) in enumerate(zip(starts, sizes, strict=True)):
-        if runs and runs[-1][2] == size:
-            first, count, _, run_start = runs[-1]
-            runs[-1] = (first, count + 1, size, run_start)
-        else:
-            runs.append((index, 1, size, start))
-    return Regions(starts, int(stop), len(starts), sizes, common, tuple(runs))
-
-
-def window_regions(length, size):
-    """Windows of ``size`` (clipped to ``length``); a remainder shorter than a window is dropped,
-    as in ``torch.nn.MaxPool2d``."""
-    size = min(size, length)
-    count = length // size
-    return regions(range(0, count * size, size), count * size)
-
-
-def grid_regions(length, count, clip=True):
-    """``count`` nearly equal regions that cover the whole axis: clipped to ``length`` with
-    ``clip``, else an error if there are fewer positions than regions."""
-    if count > length:
-        if not clip:
-            raise ValueError(
-                f"maps of {length} positions cannot be pooled onto {count} regions; features "
-                f"of the same length for images of any size need maps at least as large as "
-                f"the largest grid of pool_grid: use a smaller pool_grid or larger images."
-            )
-        count = length
-    return regions((i * length // count for i in range(count)), length)
-
-
-@dataclass(frozen=True)
-class Level:
-    """One grid (or the windows) of the pooling: its regions, and where they come from.
-
-    ``source`` is the index of a finer level whose regions these regions are unions of, and
-    ``rows``/``cols`` then index that level's regions: it is pooled from that level's pooled
-    values (partial sums for the sums), reading the maps once for the whole pyramid. With
-    ``source`` None, ``rows`` and ``cols`` index map positions. ``map_rows``/``map_cols`` are
-    the regions in map positions, ``offset`` the index of the first region in the features,
-    ``shape`` the grid of regions, ``sizes`` the number of map values of each region and
-    ``largest`` the largest of them.
-    """
-
-    grid: tuple | None
-    rows: Regions
-    cols: Regions
-    map_rows: Regions
-    map_cols: Regions
-    offset: int
-    source: int | None
-    shape: tuple
-    n_regions: int
-    sizes: tuple
-    largest: int
-
-    def region_names(self):
-        prefix = "" if self.grid is None else f"g{self.grid[0]}x{self.grid[1]}_"
-        rows, cols = self.shape
-        return [f"{prefix}y{i}_x{j}" for i in range(rows) for j in range(cols)]
-
-
-def level(grid, rows, cols, offset, source=None, map_rows=None, map_cols=None):
-    """The :class:`Level` of ``rows`` x ``cols`` regions (indices into ``source``'s regions,
-    with their map positions ``map_rows``/``map_cols``, if it is pooled from a finer level)."""
-    map_rows, map_cols = map_rows or rows, map_cols or cols
-    sizes = tuple(tuple(r * c for c in map_cols.sizes) for r in map_rows.sizes)
-    shape = (map_rows.count, map_cols.count)
-    largest = max(map_rows.sizes) * max(map_cols.sizes)
-    n_regions = math.prod(shape)
-    return Level(
-        grid, rows, cols, map_rows, map_cols, offset, source, shape, n_regions, sizes, largest
-    )
-
-
-def _levels(spec, map_shape, clip):
-    """The levels of ``spec`` on maps of ``map_shape``, in the order of the features, each
-    pooled from the coarsest finer level it nests in (levels are computed finest first)."""
-    if spec.windows is not None:
-        grids = [(None, *map(window_regions, map_shape, spec.windows))]
+def _levels(layout, map_shape, clip):
+    """The levels of ``layout`` (a :class:`~sklearn_convfeat._spec.PoolingLayout`) on maps of
+    ``map_shape``, in the order of the features, each pooled from the coarsest finer level it
+    nests in (levels are computed finest first)."""
+    if layout.windows is not None:
+        grids = [(None, *map(window_regions, map_shape, layout.windows))]
     else:
         grids = [
             (
@@ -327,7 +122,7 @@ def _levels(spec, map_shape, clip):
                     for length, count in zip(map_shape, grid, strict=True)
                 ),
             )
-            for grid in spec.grids
+            for grid in layout.grids
         ]
     offsets = np.cumsum([0] + [rows.count * cols.count for _, rows, cols in grids])
     order = sorted(range(len(grids)), key=lambda i: -offsets[i + 1] + offsets[i])
@@ -424,18 +219,21 @@ class Plan:
     balance_levels, level_weights : bool, tuple
         Whether the levels of a pyramid are weighed alike; the factor of each level's
         features, applied last (:func:`level_weights`; all 1 without ``balance_levels``).
-    pyramid, flatten, patch_norm, pool_first : bool
+    pyramid, flatten, patch_norm : bool
         Whether the features are ``(n_regions, n_maps)``; whether transform flattens them;
-        whether patches are normalised; whether max pooling runs before the bias and the
-        (non-decreasing) activation, which commute with it, to the bit.
-    sums_parts, sum_shifts, activates_maps : tuple or None, tuple, bool
+        whether patches are normalised.
+    convolution, pooling_way : type
+        The convolution method (a :class:`~sklearn_convfeat._convolution.Convolution`) and
+        the way of pooling (a :class:`~sklearn_convfeat._pooling.PoolingWay`): max pooling
+        runs before the bias and a non-decreasing activation, which commute with it, to the
+        bit (``PoolThenActivate``); means of an activation given by parts are made from sums
+        (``SumsOfParts``); else the maps are activated, then pooled (``ActivateThenPool``).
+    sums_parts, sum_shifts : tuple or None, tuple
         The activation's parts (:class:`~sklearn_convfeat._variants.Part`) when the maps are
         pooled by their means onto grids or windows that the plain layout serves (the engine
         then sums ``z`` and ``|z + b - sign * t|`` over the regions and forms the means of the
         activated maps from these sums, without writing them), else None; the distinct
-        ``sign * t`` of the parts with an absolute value (one sum each); whether the engine
-        adds the bias and applies the activation to the maps of a tile (else to the pooled
-        values, or through sums of parts).
+        ``sign * t`` of the parts with an absolute value (one sum each).
     phased, phased_shape : bool, tuple or None
         Whether the GEMM path lays positions out by column phase for equal windows, and then
         ``(win_rows, win_cols, out_rows, units)``.
@@ -481,10 +279,8 @@ class Plan:
     footprint: tuple
     gathers: tuple
     regathers: tuple
-    pool_first: bool
     sums_parts: tuple | None
     sum_shifts: tuple
-    activates_maps: bool
     phased_shape: tuple | None
     output_shape: tuple
     n_features: int
@@ -493,6 +289,8 @@ class Plan:
     smoothing: tuple
     smooth_radius: int
     level_weights: tuple
+    convolution: type
+    pooling_way: type
     bytes_per_image: int = 0
     tile_bytes_per_image: int = 0
 
@@ -532,118 +330,32 @@ class Plan:
         """Every buffer a chunk of ``n`` images needs: name -> (shape, dtype). The engine
         allocates the names it owns from this table, and the memory check sums it; names
         starting with ``'tmp_'`` are the temporaries that NumPy and SciPy allocate inside a
-        call, counted but not allocated by the engine."""
+        call, counted but not allocated by the engine. Each stage declares its own: the
+        loading of image rows (here), the convolution method, the maps of a block, the way
+        of pooling and the levels (:func:`~sklearn_convfeat._pooling.pooling_buffers`)."""
         band = max(stop - start for start, stop in self.bands)
         height, width = self.padded_rows, self.padded_shape[1]
         channels = self.image_shape[2]
-        cols = self.map_shape[1]
-        positions = band * cols
-        block, maps = self.block, self.block * self.maps_per_filter
-        f32, c64, f64 = np.float32, np.complex64, np.float64
-        buffers = {"padded": ((n, channels, height, width), f32)}
+        buffers = {"padded": ((n, channels, height, width), np.float32)}
         if self.smoothing:
             # The image rows a band reads and those its smoothing reads, once, then per
             # dilation smoothed down the rows, then across into its own padded rows.
             halo = (n, channels, height + 2 * self.smooth_radius, self.image_shape[1])
-            buffers.update(halo=(halo, f32), halo_rows=(halo, f32))
+            buffers.update(halo=(halo, np.float32), halo_rows=(halo, np.float32))
             for dilation, _ in self.smoothing:
-                buffers[f"smoothed_{dilation}"] = ((n, channels, height, width), f32)
-        if self.method == "fft":
-            half = width // 2 + 1
-            buffers.update(
-                tmp_spectra=((n, channels, height, half), c64),
-                product=((n, block, height, half), c64),
-                term=((n, block, height, half), c64),
-                tmp_rows_inverse=((n, block, height, half), c64),
-                tmp_maps_first=((n, block, band, width), f32),
-            )
-            if self.patch_norm:
-                # Window sums of the values and of their squares, in float64.
-                buffers.update(
-                    tmp_tables=((4, n, height + 1, width + 1), f64),
-                    tmp_moments=((4, n, band, cols), f64),
-                    tmp_centring=((n, positions, block), f32),
-                )
-        else:
-            if self.phased:
-                win_rows, win_cols, out_rows, units = self.phased_shape
-                n_phases = self.stride * (win_cols - 1) + self.filter_size[1]
-                used_rows = self.band_input_rows(out_rows)
-                buffers["phases"] = ((n, channels, n_phases, used_rows, units), f32)
-                positions = win_cols * out_rows * units
-            buffers["patches"] = ((n, self.taps, positions), f32)
-            if self.patch_norm:
-                buffers.update(
-                    norm_mean=((n, 1, positions), f32),
-                    norm_scale=((n, 1, positions), f32),
-                    norm_squares=((n, self.taps, positions), f32),
-                )
-            if self.patch_norm and self.footprint != self.filter_size:
-                # Dilated filters: their footprints' moments from window sums, in float64.
-                buffers.update(
-                    tmp_squares=((n, height, width, channels), f64),
-                    tmp_tables=((4, n, height + 1, width + 1), f64),
-                    tmp_moments=((4, n, band, cols), f64),
-                )
-        buffers["maps"] = ((n, positions, block), f32)
-        if self.sums_parts is not None:
-            # The first of two shifts is taken out of place; pooling reads the maps alone.
-            if len(self.sum_shifts) > 1:
-                buffers["shifted"] = ((n, positions, block), f32)
-            maps = block
-        elif maps != block:
-            buffers["activated"] = ((n, positions, maps), f32)
-        from_maps = [level for level in self.levels if level.source is None]
-        if POOLINGS[self.pooling].reduce is np.add and any(map(self.pools_whole_rows, from_maps)):
-            # Sums over whole rows are products with a vector of ones (BLAS reads faster).
-            buffers["ones"] = ((positions,), f32)
-        if self.phased:
-            _, _, out_rows, units = self.phased_shape
-            buffers["phase_pooled"] = ((n, out_rows * units * maps), f32)
-        for index in self.order:
-            level = self.levels[index]
-            if level.source is None:
-                # Pooled block by block, band by band: at most one region per row of a band.
-                shape = (n, min(level.rows.count, band), cols, maps)
-                if len(self.bands) > 1:
-                    part = (n, shape[1], level.cols.count, maps)
-                    buffers[f"part_{index}"] = (part, f32)
-            else:
-                source_cols = self.levels[level.source].map_cols.count
-                shape = (n, level.rows.count, source_cols, self.n_maps)
-            whole_rows = level.source is None and self.pools_whole_rows(level)
-            if not (self.phased and index == self.order[0]) and not whole_rows:
-                buffers[f"rows_{index}"] = (shape, f32)
-            buffers[f"level_{index}"] = ((n, *level.shape, self.n_maps), f32)
-            if self.sums_parts is not None and level.source is None:
-                # The sums of z, of each shift's absolute values, and room to combine them.
-                slots = len(self.sum_shifts) + 2
-                buffers[f"sums_{index}"] = ((slots, n, *level.shape, self.n_filters), f32)
-                if self.method == "gemm":
-                    # The sums of z from the sums of the patches.
-                    rows = min(level.rows.count, band)
-                    shape = (n, self.taps, rows, level.cols.count)
-                    buffers[f"patch_sums_{index}"] = (shape, f32)
-                    if not whole_rows:
-                        buffers[f"patch_rows_{index}"] = ((n, self.taps, rows, cols), f32)
+                buffers[f"smoothed_{dilation}"] = ((n, channels, height, width), np.float32)
+        positions = self.convolution.positions(self, band)
+        buffers.update(self.convolution.buffers(self, n, band))
+        buffers["maps"] = ((n, positions, self.block), np.float32)
+        buffers.update(self.pooling_way.buffers(self, n, positions))
+        width = self.pooling_way.width(self)
+        buffers.update(pooling_buffers(self, n, band, positions, width))
         return buffers
 
     def pools_whole_rows(self, level):
         """Whether ``level``'s regions are whole map rows (one region across): a region's
         positions are then consecutive in the maps, and pooled by one reduction."""
         return level.map_cols.count == 1 and level.map_cols.stop == self.map_shape[1]
-
-    def filter_spectra_bytes(self):
-        """Bytes of the filters' spectra, made once per transform by the FFT path."""
-        if self.method != "fft":
-            return 0
-        return (
-            8
-            * self.n_filters
-            * self.image_shape[2]
-            * self.padded_rows
-            * (self.padded_shape[1] // 2 + 1)
-        )
 
     def batch_size(self, n_samples, n_threads):
         """Images per batch: whole chunks, all in one batch on one thread, else about four
@@ -657,8 +369,9 @@ class Plan:
 
         Each thread at work holds one chunk's buffers (the images are read from the caller's
         arrays into them, whatever their dtype: they are never copied whole); the FFT path adds
-        the filters' spectra once, every call :data:`CALL_BYTES`, and a banded plan the
-        views of its kept tiles, or of one (:data:`TILE_VIEW_BYTES` each). Checked against
+        the filters' spectra once (``convolution.kernel_bytes``), every call
+        :data:`CALL_BYTES`, and a banded plan the views of its kept tiles, or of one
+        (:data:`TILE_VIEW_BYTES` each). Checked against
         tracemalloc's peak in ``tests/test_engine.py``.
         """
         if batch_size is None:
@@ -669,10 +382,10 @@ class Plan:
         if len(self.bands) > 1:
             per_thread += TILE_VIEW_BYTES * max(1, self.kept_tiles)
         threads = min(n_threads, math.ceil(n_samples / batch))
-        return threads * per_thread + self.filter_spectra_bytes() + CALL_BYTES
+        return threads * per_thread + self.convolution.kernel_bytes(self) + CALL_BYTES
 
 
-def _plan(**decisions):
+def _derive(**decisions):
     """A :class:`Plan` from its decisions, with every derived field worked out."""
     activation = ACTIVATIONS[decisions["activation"]]
     (top, bottom), (left, right) = decisions["padding"]
@@ -734,10 +447,8 @@ def _plan(**decisions):
         footprint=whole,
         gathers=tuple(gathers),
         regathers=tuple(k == 0 or gathers[k] != gathers[k - 1] for k in range(len(gathers))),
-        pool_first=pool_first,
         sums_parts=sums_parts,
         sum_shifts=sum_shifts,
-        activates_maps=not pool_first and sums_parts is None,
         phased_shape=phased_shape,
         output_shape=output_shape,
         n_features=math.prod(output_shape),
@@ -746,10 +457,26 @@ def _plan(**decisions):
         smoothing=smoothing,
         smooth_radius=max((smoothing_radius(sigma) for _, sigma in smoothing), default=0),
         level_weights=level_weights(levels, decisions["balance_levels"]),
+        convolution=_convolution(decisions["method"], decisions["phased"]),
+        pooling_way=_pooling_way(pool_first, sums_parts),
     )
     buffers = plan.chunk_buffers(1)
     tile = {name: value for name, value in buffers.items() if not name.startswith(LOAD_BUFFERS)}
     return replace(plan, bytes_per_image=_nbytes(buffers), tile_bytes_per_image=_nbytes(tile))
+
+
+def _convolution(method, phased):
+    """The convolution method's class."""
+    if phased:
+        return PhasedGemmConvolution
+    return {"gemm": GemmConvolution, "fft": FftConvolution}[method]
+
+
+def _pooling_way(pool_first, sums_parts):
+    """The way of pooling's class."""
+    if pool_first:
+        return PoolThenActivate
+    return ActivateThenPool if sums_parts is None else SumsOfParts
 
 
 def _nbytes(buffers):
@@ -802,7 +529,7 @@ def _tiled(plan=None, budget=None, **decisions):
     groups = np.cumsum([0] + [count for _, count in decisions["dilations"]]).tolist()
 
     def tiling(band, block, chunk=1):
-        return _plan(
+        return _derive(
             **{**decisions, "phased": decisions["phased"] and band == rows},
             chunk=chunk,
             bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
@@ -845,54 +572,38 @@ def _tiled(plan=None, budget=None, **decisions):
 
 
 @lru_cache(maxsize=256)
-def make_plan(
-    *,
-    image_shape,
-    filter_size,
-    n_filters,
-    stride,
-    padding,
-    activation,
-    threshold,
-    pooling,
-    spec,
-    flatten,
-    patch_norm,
-    dilations=None,
-    antialias=False,
-    balance_levels=False,
-    method="auto",
-    fixed_regions=False,
-    tile_budget=None,
-):
-    """The :class:`Plan` of a transform with these parameters on images of ``image_shape``.
+def make_plan(spec, image_shape, *, method="auto", tile_budget=None):
+    """The :class:`Plan` of a transform of ``spec`` (a
+    :class:`~sklearn_convfeat._spec.FeatureSpec`) on images of ``image_shape`` ``(H, W, C)``.
 
-    ``filter_size`` is the filters' ``(h, w)`` (already clipped to the image); ``dilations``
-    their groups ``((dilation, n_filters), ...)`` in the order of the bank (None: all at
-    dilation 1); with ``antialias``, the filters of a dilation above 1 read the image
-    smoothed; ``spec`` the :class:`PoolingSpec` from :func:`parse_pooling` (with
-    ``flatten``), whose levels ``balance_levels`` weighs alike (:func:`level_weights`);
-    ``method`` is ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`;
-    dilated filters run on the GEMM path, whose patches take their taps where they are). With
-    ``fixed_regions``, grids are never clipped to smaller maps, so that images of any size give
-    features of one length. ``tile_budget`` (bytes) defaults to :func:`tile_bytes`. Plans are
-    cached: a shape seen before costs nothing.
+    With ``spec.antialias``, the filters of a dilation above 1 read the image smoothed;
+    ``method`` is ``'gemm'``, ``'fft'`` or ``'auto'`` (:func:`choose_method`; dilated filters
+    run on the GEMM path, whose patches take their taps where they are). With
+    ``spec.any_size``, grids are never clipped to smaller maps, so that images of any size
+    give features of one length (an image too small for them is an error that names its
+    shape). ``tile_budget`` (bytes) defaults to :func:`tile_bytes`. Plans are cached: a shape
+    seen before costs nothing.
     """
     image_shape = tuple(int(s) for s in image_shape)
-    filter_size = tuple(int(s) for s in filter_size)
-    dilations = ((1, n_filters),) if dilations is None else dilations
-    dilations = tuple((int(dilation), int(count)) for dilation, count in dilations)
-    if sum(count for _, count in dilations) != n_filters:
-        raise ValueError(f"dilations {dilations} do not share n_filters={n_filters}.")
-    spans = footprint(filter_size, max(dilation for dilation, _ in dilations))
+    try:
+        return _make_plan(spec, image_shape, method, tile_budget)
+    except ValueError as error:
+        if not spec.any_size:
+            raise
+        raise ValueError(f"An image of shape {image_shape}: {error}") from None
+
+
+def _make_plan(spec, image_shape, method, tile_budget):
+    filter_size, dilations, antialias = spec.filter_size, spec.dilations, spec.antialias
+    spans = spec.footprint
     # A stride past the padded image leaves one position per axis, as any larger one does:
     # capped there, the engine's views take it in NumPy's strides.
-    stride = min(int(stride), max(image_shape[:2]) + max(spans))
+    stride = min(spec.stride, max(image_shape[:2]) + max(spans))
     map_shape = tuple(
-        conv_output_size(length, size, stride, padding)
+        conv_output_size(length, size, stride, spec.padding)
         for length, size in zip(image_shape[:2], spans, strict=True)
     )
-    levels, order = _levels(spec, map_shape, clip=not fixed_regions)
+    levels, order = _levels(spec.layout, map_shape, clip=not spec.any_size)
     # Filters whose taps are spread, or that read the image smoothed (a 1x1 filter at a
     # dilation above 1, with antialias), take each dilation's taps from its own rows: the
     # plain GEMM path's gathers.
@@ -900,7 +611,9 @@ def make_plan(
         antialias and any(smoothing_sigma(dilation) for dilation, _ in dilations)
     )
     if method == "auto":
-        method = "gemm" if dilated else choose_method(image_shape, filter_size, stride, padding)
+        method = (
+            "gemm" if dilated else choose_method(image_shape, filter_size, stride, spec.padding)
+        )
     elif method == "fft" and dilated:
         raise ValueError(
             "dilated filters run on the GEMM path only, not method='fft' (with antialias, "
@@ -919,22 +632,22 @@ def make_plan(
     return _tiled(
         budget=tile_budget,
         image_shape=image_shape,
-        n_filters=int(n_filters),
+        n_filters=spec.n_filters,
         filter_size=filter_size,
         dilations=dilations,
-        stride=int(stride),
-        padding=padding_widths(spans, padding),
+        stride=stride,
+        padding=padding_widths(spans, spec.padding),
         map_shape=map_shape,
         method=method,
-        activation=activation,
-        threshold=float(threshold),
-        pooling=pooling,
+        activation=spec.activation,
+        threshold=spec.threshold,
+        pooling=spec.pooling,
         levels=levels,
         order=order,
-        balance_levels=bool(balance_levels),
-        pyramid=spec.pyramid,
-        flatten=bool(flatten),
-        patch_norm=bool(patch_norm),
-        antialias=bool(antialias),
+        balance_levels=spec.balance_levels,
+        pyramid=spec.layout.pyramid,
+        flatten=spec.flatten,
+        patch_norm=spec.patch_norm,
+        antialias=antialias,
         phased=phased,
     )

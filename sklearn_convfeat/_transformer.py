@@ -1,8 +1,8 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
 import math
-import warnings
 from collections import Counter
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,6 +17,7 @@ from sklearn.utils.validation import (
 )
 
 from . import _dask, _limits
+from ._bank import make_bank
 from ._engine import pooled_features_of_groups
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
 from ._limits import (
@@ -28,25 +29,10 @@ from ._limits import (
     patch_bytes,
     transform_bytes,
 )
-from ._patches import (
-    dilated_taps,
-    fold_preprocessing,
-    normalize_patches,
-    patch_count,
-    patch_norm_eps,
-    sample_patches,
-    smooth_batch,
-    zca_whitening,
-)
-from ._plan import check_pair, make_plan, parse_pooling
-from ._shapes import (
-    check_sample_shape,
-    clip_filter_size,
-    footprint,
-    resolve_image_shape,
-    smoothing_sigma,
-    to_images,
-)
+from ._patches import patch_count, smooth_batch
+from ._plan import make_plan
+from ._shapes import check_sample_shape, footprint, resolve_image_shape, to_images
+from ._spec import FeatureSpec, PoolingLayout, check_params, make_spec
 from ._threads import thread_count
 from ._variants import ACTIVATIONS, POOLINGS
 
@@ -56,10 +42,6 @@ CENTER_SAMPLES = 1000
 
 # Parameters documented as not changing the features: they may change after fit.
 RUNTIME_PARAMETERS = frozenset({"n_jobs", "batch_size"})
-
-
-def _is_int(value):
-    return isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_image_list(X, several_shapes=True):
@@ -73,15 +55,6 @@ def _is_image_list(X, several_shapes=True):
         return False
     shapes = {np.shape(item) for item in X}
     return (len(shapes) > 1 or not several_shapes) and all(len(s) in (2, 3) for s in shapes)
-
-
-def _dilations(dilation):
-    """``dilation`` (an int or a sequence of them) as a tuple."""
-    if _is_int(dilation):
-        return (dilation,)
-    if not isinstance(dilation, (tuple, list)) or not all(map(_is_int, dilation)):
-        raise TypeError(f"dilation must be an int or a sequence of ints, got {dilation!r}.")
-    return tuple(dilation)
 
 
 def _same_value(a, b):
@@ -291,7 +264,17 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         image's features); None with ``center=False``.
 
     image_shape_ : tuple of int
-        The ``(height, width, channels)`` of the images.
+        The ``(height, width, channels)`` of the images; ``(None, None, channels)`` when
+        fitted on a list of images of several sizes (``spec_.any_size``).
+
+    spec_ : FeatureSpec
+        The parameters that shape the features, parsed once in ``fit``, with what follows
+        from the training images: the filters' ``filter_size`` (clipped to the images), the
+        ``dilations`` kept and their filters, the pooling ``layout`` (windows, a grid or a
+        pyramid), and ``any_size``, whether ``fit`` saw images of several sizes (each size
+        then gets features of one length). Plain frozen data
+        (``sklearn_convfeat._spec.FeatureSpec``): what the plans are made from, and what the
+        command line, the plots and the Dask path read.
 
     output_shape_ : tuple of int
         The shape of the features of one image: ``(rows, cols, n_maps)``, or
@@ -443,32 +426,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
 
     def _check_params(self):
-        """Checks that the constraints cannot say: no booleans for ints, pairs, pooling,
-        image_shape, n_jobs."""
-        # bool is an Integral for Python, but n_filters=True is a bug, not one filter.
-        for name in ("n_filters", "stride", "n_jobs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, got the boolean {value!r}.")
-        check_pair("filter_size", self.filter_size)
-        dilations = _dilations(self.dilation)
-        if not dilations or min(dilations) < 1 or len(set(dilations)) < len(dilations):
-            raise ValueError(f"dilation must hold distinct ints >= 1, got {self.dilation!r}.")
-        parse_pooling(self.pool_size, self.pool_grid, self.flatten)
-        if self.image_shape is not None:
-            shape = tuple(self.image_shape)
-            if not all(map(_is_int, shape)):
-                raise TypeError(
-                    f"image_shape must hold ints (height, width[, channels]), got "
-                    f"{self.image_shape!r}."
-                )
-            if len(shape) not in (2, 3) or min(shape) < 1:
-                raise ValueError(
-                    "image_shape must be None, (height, width) or (height, width, channels) "
-                    f"with positive ints, got {self.image_shape!r}."
-                )
-        if self.n_jobs == 0:
-            raise ValueError("n_jobs must be a non-zero int or None (-1 means all cores), got 0.")
+        """Checks that the constraints cannot say (:func:`~sklearn_convfeat._spec.check_params`):
+        no booleans for ints, pairs, pooling, image_shape, n_jobs."""
+        check_params(self.get_params(deep=False))
 
     def _validate_X(self, X, reset):
         """``X`` as a numeric array of 2 to 4 dimensions with no empty axis, in its own dtype,
@@ -504,7 +464,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         after a fit on several shapes, and a list of images unlike those seen in fit."""
         if reset:
             return _is_image_list(X)
-        if self.image_shape_[0] is None:
+        if self.spec_.any_size:
             return True
         if not _is_image_list(X, several_shapes=False):
             return False
@@ -513,7 +473,6 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     def _validate_image_list(self, X, reset):
         """The images of a list of images of several sizes, each ``(H, W, C)``, checked."""
-        parse_pooling(self.pool_size, self.pool_grid, self.flatten)
         if self.pool_size is not None:
             raise ValueError(
                 f"X holds images of several sizes (or of a size unlike fit's), and "
@@ -586,102 +545,56 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self._validate_params()
         self._check_params()
         X = self._validate_X(X, reset=True)
-        ragged = isinstance(X, list)
+        any_size = isinstance(X, list)
         shapes = None
-        if ragged:
+        if any_size:
             shapes = sorted({image.shape for image in X})
-            smallest = tuple(min(shape[axis] for shape in shapes) for axis in range(3))
-            image_shape, fit_shape = (None, None, smallest[2]), smallest
+            fit_shape = tuple(min(shape[axis] for shape in shapes) for axis in range(3))
+            image_shape = (None, None, fit_shape[2])
         else:
             image_shape = fit_shape = resolve_image_shape(X.shape, self.image_shape)
+        filter_init, filter_size = self.filter_init, None
+        if not isinstance(filter_init, str):
+            filter_init = check_filter_array(filter_init, self.n_filters, fit_shape[2], fit_shape)
+            filter_size = filter_init.shape[1:3]
+        params = self.get_params(deep=False)
+        spec = make_spec(params, fit_shape, filter_size=filter_size, any_size=any_size)
         random_state = check_random_state(self.random_state)
-        is_named = isinstance(self.filter_init, str)
-        if is_named:
-            filter_size = clip_filter_size(self.filter_size, fit_shape)
-            check_memory(
-                bank_bytes(self.n_filters, filter_size, fit_shape[2]),
-                f"A bank of {self.n_filters} filters of shape {filter_size + fit_shape[2:]}",
-                "Use fewer filters (n_filters) or smaller ones (filter_size).",
-            )
-        else:
-            given = check_filter_array(self.filter_init, self.n_filters, fit_shape[2], fit_shape)
-            filter_size = given.shape[1:3]
-        learnt = is_named and self.filter_init in PATCH_BANKS
-        groups = self._dilation_groups(filter_size, fit_shape)
-        center_batch = self._check_fit_memory(X, filter_size, groups, image_shape, shapes)
-        bias = np.zeros(self.n_filters)
-        if is_named and self.filter_init in FILTER_BANKS:
-            make_bank = FILTER_BANKS[self.filter_init]
-            filters = make_bank(self.n_filters, filter_size, fit_shape[2], random_state)
-        elif not is_named:
-            filters = given
-        eps = None
-        if self.patch_norm or learnt:
-            if _dask.is_dask_array(X):
-                X = _dask.sample_rows(X, random_state)
-            images = X if ragged else to_images(X, image_shape)
-            eps, banks = [], []
-            for dilation, count in groups:
-                # Patches of the footprint, normalised as a whole (a local contrast
-                # normalisation at the scale the filter sees), then the values under its taps.
-                span = footprint(filter_size, dilation)
-                sigma = smoothing_sigma(dilation) if self.antialias else 0.0
-                patches = sample_patches(images, span, self.max_patches, random_state, sigma)
-                if self.patch_norm:
-                    eps.append(patch_norm_eps(patches))
-                    patches = normalize_patches(patches, eps[-1])
-                taps = dilated_taps(patches, span, dilation)
-                if learnt:
-                    banks.append(self._learn_bank(taps, count, random_state))
-            eps = tuple(eps) if self.patch_norm else None
-            if learnt:
-                filters = np.concatenate([bank for bank, _ in banks])
-                filters = filters.reshape(-1, *filter_size, fit_shape[2])
-                bias = np.concatenate([bank_bias for _, bank_bias in banks])
-                groups = self._learnt_groups(groups, [len(bank) for bank, _ in banks], filter_size)
-        self.filters_ = np.asarray(filters, dtype=np.float32)
-        self.bias_ = bias.astype(np.float32)
-        self.patch_norm_eps_ = eps
+
+        def training_images():
+            sample = _dask.sample_rows(X, random_state) if _dask.is_dask_array(X) else X
+            return sample if any_size else to_images(sample, image_shape)
+
+        center_batch = self._check_fit_memory(X, spec, image_shape, shapes)
+        bank = make_bank(
+            spec,
+            filter_init,
+            fit_shape[2],
+            training_images,
+            random_state,
+            whiten=self.whiten,
+            max_patches=self.max_patches,
+        )
+        if bank.dilations != spec.dilations:
+            # A bank with a natural maximum ('pca') holds fewer filters than asked for.
+            spec = replace(spec, n_filters=len(bank.filters), dilations=bank.dilations)
+        self.filters_, self.bias_, self.patch_norm_eps_ = bank.filters, bank.bias, bank.eps
         self.image_shape_ = image_shape
-        self.n_filters_ = len(self.filters_)
-        self.dilations_ = np.repeat([d for d, _ in groups], [n for _, n in groups])
-        self._plan_params = self._plan_parameters(filter_size, groups, image_shape, shapes)
-        if ragged:
-            # Every shape's plan now: it checks that each image's maps hold the grids.
-            self._plans(shapes)
-        self._plan = make_plan(**self._plan_params)
-        self.output_shape_ = self._plan.output_shape
+        self.n_filters_ = spec.n_filters
+        self.dilations_ = spec.filter_dilations()
+        self.spec_ = spec
+        # Every shape's plan now: it checks that the maps of each image hold the grids.
+        for shape in shapes if any_size else [image_shape]:
+            make_plan(spec, shape)
+        self._plan_shape = shapes[0] if any_size else image_shape
+        self.output_shape_ = self._plan_of().output_shape
         self._fitted_params = {
-            name: value
-            for name, value in self.get_params(deep=False).items()
-            if name not in RUNTIME_PARAMETERS
+            name: value for name, value in params.items() if name not in RUNTIME_PARAMETERS
         }
         self.feature_mean_ = None
         if self.center:
             self.feature_mean_ = self._feature_mean(X, random_state, center_batch)
         return self
-
-    def _plan_parameters(self, filter_size, groups, image_shape, shapes=None):
-        """The parameters of the plan of a bank of ``groups`` (``(dilation, n_filters)``
-        pairs) of filters of ``filter_size``, for images of ``image_shape`` or, for a list of
-        images, of ``shapes`` (the first's plan; :meth:`_plans` makes the others')."""
-        return dict(
-            filter_size=tuple(filter_size),
-            dilations=tuple(groups),
-            antialias=self.antialias,
-            n_filters=sum(count for _, count in groups),
-            stride=self.stride,
-            padding=self.padding,
-            activation=self.activation,
-            threshold=self.threshold,
-            pooling=self.pooling,
-            spec=parse_pooling(self.pool_size, self.pool_grid, self.flatten),
-            flatten=self.flatten,
-            balance_levels=self.balance_levels,
-            patch_norm=self.patch_norm,
-            image_shape=image_shape if shapes is None else shapes[0],
-            fixed_regions=shapes is not None,
-        )
 
     def _feature_mean(self, X, random_state, batch_size):
         """The mean features of at most :data:`CENTER_SAMPLES` images of ``X``, drawn with
@@ -697,20 +610,29 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             if isinstance(X, list):
                 images = [X[i] for i in rows[batch]]
             else:
-                images = to_images(X[rows[batch]], self._plan.image_shape)
+                images = to_images(X[rows[batch]], self.image_shape_)
             features = self._features(images).reshape(len(images), -1)
             for i in range(len(images)):
                 total += features[i]
             del features  # before the next batch's are made: one batch at a time
         mean = (total / len(rows)).astype(np.float32)
-        return mean if self._plan.flatten else mean.reshape(self.output_shape_)
+        return mean if self.spec_.flatten else mean.reshape(self.output_shape_)
 
-    def _check_fit_memory(self, X, filter_size, groups, image_shape, shapes):
-        """Fail before sampling, learning or computing anything if a step of fit would need
-        more memory than is available: a dask array's samples, the patches of each dilation
-        and the bank learnt from them, the centring's batches. Returns the images centring
-        computes at once (:func:`~sklearn_convfeat._limits.center_batch`)."""
+    def _check_fit_memory(self, X, spec, image_shape, shapes):
+        """Fail before drawing, sampling, learning or computing anything if a step of fit
+        would need more memory than is available: a named bank, a dask array's samples, the
+        patches of each dilation of ``spec`` and the bank learnt from them, the centring's
+        batches. Returns the images centring computes at once
+        (:func:`~sklearn_convfeat._limits.center_batch`)."""
         available = _limits.available_memory()
+        filter_size, groups = spec.filter_size, spec.dilations
+        if isinstance(self.filter_init, str):
+            check_memory(
+                bank_bytes(spec.n_filters, filter_size, image_shape[2]),
+                f"A bank of {spec.n_filters} filters of shape {filter_size + image_shape[2:]}",
+                "Use fewer filters (n_filters) or smaller ones (filter_size).",
+                available,
+            )
         learnt = isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS
         # Images that the patches and the centring are drawn from; for a dask array, its
         # samples, computed into memory (the centring's held while its features are).
@@ -770,8 +692,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
                 )
         if not self.center:
             return None
-        params = self._plan_parameters(filter_size, groups, image_shape, shapes)
-        plans = list(self._plans(shapes, params).values()) if shapes else [make_plan(**params)]
+        plans = [make_plan(spec, shape) for shape in shapes or [image_shape]]
         n_features = math.prod(plans[0].output_shape)
         n_samples = min(CENTER_SAMPLES, center_images)
         # Per image: its features (twice for a list: by shape, then in order) and its copy.
@@ -795,25 +716,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         )
         return batch
 
-    def _plans(self, shapes, params=None):
-        """The plan of each image shape of a list of images: grids are never clipped, so that
-        every image gives features of the same length."""
-        params = self._plan_params if params is None else params
-        plans = {}
-        for shape in shapes:
-            try:
-                shape_params = {**params, "image_shape": shape, "fixed_regions": True}
-                plans[shape] = make_plan(**shape_params)
-            except ValueError as error:
-                raise ValueError(f"An image of shape {shape}: {error}") from None
-        return plans
-
-    def __getstate__(self):
-        # The plan is derived from _plan_params (plans are cached): a loaded estimator makes
-        # it again, so that what is saved is the filters and a few parameters.
-        state = dict(super().__getstate__())  # Python's own may be the instance's __dict__
-        state.pop("_plan", None)
-        return state
+    def _plan_of(self, image_shape=None):
+        """The plan of images of ``image_shape`` (by default, of those seen in ``fit``; the
+        smallest shape, with ``spec_.any_size``)."""
+        return make_plan(self.spec_, self._plan_shape if image_shape is None else image_shape)
 
     def __setstate__(self, state):
         # An estimator saved before these parameters existed made the features they now
@@ -821,68 +727,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         state = {"antialias": False, "balance_levels": False, **state}
         if "filters_" in state and "n_filters_" not in state:
             state["n_filters_"] = len(state["filters_"])
-        super().__setstate__(state)
         if "_plan_params" in state:
-            self._plan = make_plan(**self._plan_params)
-
-    def _learn_bank(self, patches, n_filters, random_state):
-        """``n_filters`` filters and biases on raw images, for a bank learnt on preprocessed
-        ``patches``."""
-        if self.whiten:
-            mean, whitening = zca_whitening(patches)
-            preprocessed = (patches - mean) @ whitening
-        else:
-            mean, whitening = patches.mean(axis=0), None
-            preprocessed = patches - mean
-        bank = PATCH_BANKS[self.filter_init](preprocessed, n_filters, random_state)
-        return fold_preprocessing(bank, mean, whitening)
-
-    def _learnt_groups(self, groups, counts, filter_size):
-        """``groups`` with the ``counts`` of filters that their learnt banks hold: fewer than
-        asked when a bank has a natural maximum (``'pca'``), said by a warning."""
-        learnt = tuple(
-            (dilation, count) for (dilation, _), count in zip(groups, counts, strict=True)
-        )
-        if learnt != tuple(groups):
-            n_filters = sum(counts)
-            warnings.warn(
-                f"filter_init={self.filter_init!r} gives at most one filter per value under a "
-                f"filter's taps ({' x '.join(map(str, filter_size))} x channels) and per patch "
-                f"sampled, for each dilation: the bank holds {n_filters} filters "
-                f"({', '.join(f'{n} at dilation {d}' for d, n in learnt)}) of the "
-                f"n_filters={self.n_filters} asked for, and n_filters_ says so. Set "
-                f"n_filters={n_filters} (or fewer) for exactly this bank without this warning.",
-                UserWarning,
-                stacklevel=3,
-            )
-        return learnt
-
-    def _dilation_groups(self, filter_size, image_shape):
-        """``((dilation, n_filters), ...)``: the dilations a filter of ``filter_size`` keeps on
-        images of ``image_shape``, in increasing order, and how many filters each has.
-
-        A dilation is kept when the filter's footprint, ``(k - 1) * dilation + 1`` along each
-        axis, is at most two thirds of the image's side (or ``k``). If none is, the smallest,
-        made smaller if its footprint exceeds the image, until it fits (1 always does: the
-        filter is clipped to the image). ``n_filters`` is shared evenly among those kept, the
-        remainder to the smallest dilations, so that the number of maps does not depend on
-        the image size.
-        """
-        dilations = sorted(_dilations(self.dilation))
-        sides = image_shape[:2]
-        rule = [max(k, 2 * side // 3) for k, side in zip(filter_size, sides, strict=True)]
-
-        def spans_within(d, limits):
-            spans = footprint(filter_size, d)
-            return all(span <= limit for span, limit in zip(spans, limits, strict=True))
-
-        kept = [d for d in dilations if spans_within(d, rule)]
-        if not kept:
-            fitting = range(min(dilations[0], max(sides)), 0, -1)
-            kept = [next(d for d in fitting if spans_within(d, sides))]
-        kept = kept[: self.n_filters]
-        share, extra = divmod(self.n_filters, len(kept))
-        return tuple((d, share + (i < extra)) for i, d in enumerate(kept))
+            state = _state_with_spec(state)
+        super().__setstate__(state)
 
     def _check_unchanged(self):
         """Raise if a parameter that shapes the features changed since fit: the fitted plan
@@ -941,11 +788,11 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self._check_unchanged()
         X = self._validate_X(X, reset=False)
         if _dask.is_dask_array(X):
-            if self.image_shape_[0] is not None:
+            if not self.spec_.any_size:
                 check_sample_shape(X.shape[1:], self.image_shape_, type(self).__name__)
             return _dask.transform(self, X)
         features = self._features(X)
-        if self._plan.flatten:
+        if self.spec_.flatten:
             features = features.reshape(len(features), -1)
         if self.feature_mean_ is not None:
             features -= self.feature_mean_
@@ -959,12 +806,11 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             for index, image in enumerate(X):
                 shapes.setdefault(image.shape, []).append(index)
             groups = [
-                (plan, [X[i] for i in shapes[shape]])
-                for shape, plan in self._plans(sorted(shapes)).items()
+                (self._plan_of(shape), [X[i] for i in shapes[shape]]) for shape in sorted(shapes)
             ]
             order = np.concatenate([shapes[plan.image_shape] for plan, _ in groups])
         else:
-            plan = self._plan
+            plan = self._plan_of()
             check_sample_shape(X.shape[1:], plan.image_shape, type(self).__name__)
             groups, order = [(plan, to_images(X, plan.image_shape))], None
         for plan, images in groups:
@@ -1030,10 +876,37 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
-        return np.asarray(self._plan.feature_names(), dtype=object)
+        return np.asarray(self._plan_of().feature_names(), dtype=object)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def _state_with_spec(state):
+    """The state of an estimator pickled with ``_plan_params`` (before ``spec_``), with its
+    ``spec_`` and ``_plan_shape``."""
+    state = dict(state)
+    params = state.pop("_plan_params")
+    state.pop("_plan", None)
+    layout = params["spec"]
+    state["spec_"] = FeatureSpec(
+        n_filters=params["n_filters"],
+        filter_size=params["filter_size"],
+        dilations=params["dilations"],
+        antialias=params.get("antialias", False),
+        stride=params["stride"],
+        padding=params["padding"],
+        activation=params["activation"],
+        threshold=params["threshold"],
+        pooling=params["pooling"],
+        layout=PoolingLayout(layout.windows, layout.grids, layout.pyramid),
+        flatten=params["flatten"],
+        balance_levels=params.get("balance_levels", False),
+        patch_norm=params["patch_norm"],
+        any_size=params["fixed_regions"],
+    )
+    state["_plan_shape"] = tuple(params["image_shape"])
+    return state

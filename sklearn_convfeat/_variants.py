@@ -175,13 +175,15 @@ class Pooling:
     def is_max(self):
         return self.reduce is np.maximum
 
-    def finish(self, sums, sizes):
-        """Turn reduced values into features, in place; ``sizes`` broadcasts against ``sums``."""
+    def finish(self, pooled, sizes, out):
+        """The features of the reduced values ``pooled`` into ``out``; ``sizes`` (the number
+        of values of each region) broadcasts against them."""
         if self.mean:
-            np.divide(sums, sizes, out=sums)
-        if self.root:
-            np.sqrt(sums, out=sums)
-        return sums
+            np.divide(pooled, sizes, out=out)
+            if self.root:
+                np.sqrt(out, out=out)
+        else:
+            np.copyto(out, pooled)
 
 
 POOLINGS = {

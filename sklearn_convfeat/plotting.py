@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._engine import feature_maps
 from ._optional import import_optional
+from ._plan import make_plan
 from ._shapes import check_sample_shape, to_images
 from ._transformer import ConvFeatureTransformer
 
@@ -80,9 +81,9 @@ def _as_picture(array):
 def _plan_for(transformer, sample_shape):
     """The plan of the transformer for one sample of ``sample_shape``: the plan of fit, or,
     when it was fitted on images of several sizes, the plan of the sample's own size."""
-    height, width, channels = transformer.image_shape_
-    if height is not None:
-        return transformer._plan
+    channels = transformer.image_shape_[2]
+    if not transformer.spec_.any_size:
+        return make_plan(transformer.spec_, transformer.image_shape_)
     if len(sample_shape) not in (2, 3):
         raise ValueError(
             f"image has shape {tuple(sample_shape)}, but {type(transformer).__name__} was "
@@ -95,7 +96,7 @@ def _plan_for(transformer, sample_shape):
             f"image has {shape[2]} channel(s), but {type(transformer).__name__} was fitted on "
             f"images with {channels} channel(s)."
         )
-    return transformer._plans([shape])[shape]
+    return make_plan(transformer.spec_, shape)
 
 
 class FilterBankDisplay:

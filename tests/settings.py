@@ -2,10 +2,13 @@
 test the defaults: every parameter they depend on is pinned here, once. And the plan of the
 defaults on an image shape, derived from the estimator."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from sklearn_convfeat import ConvFeatureTransformer
 from sklearn_convfeat._plan import make_plan
+from sklearn_convfeat._spec import FeatureSpec
 
 SIMPLE = dict(
     n_filters=4,
@@ -49,5 +52,10 @@ def default_plan(image_shape, **changes):
     :data:`TILE_BUDGET` unless changed."""
     images = np.random.default_rng(0).random((2, 32, 32, image_shape[2]))
     conv = ConvFeatureTransformer(random_state=0).fit(images)
-    params = {**conv._plan_params, "image_shape": image_shape, "tile_budget": TILE_BUDGET}
-    return make_plan(**{**params, **changes})
+    budget = changes.pop("tile_budget", TILE_BUDGET)
+    return make_plan(replace(conv.spec_, **changes), image_shape, tile_budget=budget)
+
+
+def spec_plan(image_shape, *, method="auto", tile_budget=None, **fields):
+    """The plan of the :class:`FeatureSpec` of ``fields`` on images of ``image_shape``."""
+    return make_plan(FeatureSpec(**fields), image_shape, method=method, tile_budget=tile_budget)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 from numpy.testing import assert_allclose, assert_array_equal
-from settings import TILE_BUDGET, default_plan
+from settings import TILE_BUDGET, default_plan, spec_plan
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -23,8 +23,8 @@ from sklearn_convfeat._plan import (
     MIN_BAND_ROWS,
     MIN_BLOCK,
     make_plan,
-    parse_pooling,
 )
+from sklearn_convfeat._spec import parse_pooling
 
 SIZES = [(30, 40), (64, 48), (30, 40), (100, 120), (17, 23), (9, 200)]
 
@@ -112,7 +112,6 @@ def test_a_tiled_image_equals_the_whole_image(pooling, method):
     images = rng.random((2, 61, 70, 3)).astype(np.float32)
     filters = rng.standard_normal((10, 5, 5, 3)).astype(np.float32)
     params = dict(
-        image_shape=images.shape[1:],
         filter_size=(5, 5),
         n_filters=10,
         stride=1,
@@ -120,13 +119,13 @@ def test_a_tiled_image_equals_the_whole_image(pooling, method):
         activation="relu",
         threshold=0.1,
         pooling=pooling,
-        spec=parse_pooling(None, [1, 2, 3, 7], True),
+        layout=parse_pooling(None, [1, 2, 3, 7], True),
         flatten=True,
         patch_norm=True,
         method=method,
     )
-    whole = make_plan(tile_budget=2**40, **params)
-    tiled = make_plan(tile_budget=2**16, **params)
+    whole = spec_plan(images.shape[1:], tile_budget=2**40, **params)
+    tiled = spec_plan(images.shape[1:], tile_budget=2**16, **params)
     assert len(whole.bands) == 1 and len(tiled.bands) > 1
     bias = rng.standard_normal(10).astype(np.float32)
     expected = pooled_features(images, whole, filters, bias, 0.2)
@@ -154,7 +153,7 @@ def test_the_memory_estimate_bounds_the_peak_on_a_large_image():
     """A 1500x1000 colour photo, 64 filters: its unpooled maps would take 384 MB."""
     image = np.random.default_rng(0).random((1500, 1000, 3)).astype(np.float32)
     conv = ConvFeatureTransformer(random_state=0).fit([image[:60, :50], image[:40, :70]])
-    plan = conv._plans([image.shape])[image.shape]
+    plan = make_plan(conv.spec_, image.shape)
     assert len(plan.bands) > 1
     conv.transform([image[:100, :90]])
     tracemalloc.start()
@@ -221,7 +220,6 @@ def test_the_working_memory_of_a_tall_image_does_not_grow_with_its_height():
     """A large image visits each band once: the views of its tiles are made as they come, not
     kept (which took 36 MiB for a 3000x4000 photo in 3000 bands of 3 blocks)."""
     conv = ConvFeatureTransformer(random_state=0).fit([np.zeros((40, 50)), np.zeros((60, 30))])
-    plans = conv._plans([(1500, 2000, 1), (6000, 2000, 1)])
-    short, tall = (plans[shape] for shape in [(1500, 2000, 1), (6000, 2000, 1)])
+    short, tall = (make_plan(conv.spec_, shape) for shape in [(1500, 2000, 1), (6000, 2000, 1)])
     assert len(tall.bands) > 3 * len(short.bands) > 4
     assert tall.working_bytes(1) == short.working_bytes(1)

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from reference import reference_features
-from settings import default_plan
+from settings import default_plan, spec_plan
 
 from sklearn_convfeat._engine import feature_maps, pooled_features
-from sklearn_convfeat._plan import make_plan, parse_pooling
+from sklearn_convfeat._spec import parse_pooling
 
 
 def engine_features(
@@ -43,8 +43,8 @@ def engine_features(
         groups = tuple(zip(values.tolist(), counts.tolist(), strict=True))
 
     def plan_of(budget):
-        return make_plan(
-            image_shape=images.shape[1:],
+        return spec_plan(
+            images.shape[1:],
             filter_size=filters.shape[1:3],
             n_filters=len(filters),
             stride=stride,
@@ -52,7 +52,7 @@ def engine_features(
             activation=activation,
             threshold=threshold,
             pooling=pooling,
-            spec=parse_pooling(pool_size if pool_grid is None else None, pool_grid, True),
+            layout=parse_pooling(pool_size if pool_grid is None else None, pool_grid, True),
             flatten=True,
             patch_norm=patch_norm_eps is not None,
             method=method,
@@ -209,8 +209,8 @@ def test_feature_maps_are_the_unpooled_features(method, activation):
     images = rng.standard_normal((3, 11, 12, 2)).astype(np.float32)
     filters = rng.standard_normal((4, 3, 5, 2)).astype(np.float32)
     bias = rng.standard_normal(4).astype(np.float32)
-    plan = make_plan(
-        image_shape=images.shape[1:],
+    plan = spec_plan(
+        images.shape[1:],
         filter_size=(3, 5),
         n_filters=4,
         stride=1,
@@ -218,7 +218,7 @@ def test_feature_maps_are_the_unpooled_features(method, activation):
         activation=activation,
         threshold=0.2,
         pooling="avg",
-        spec=parse_pooling(None, [1, 2], True),
+        layout=parse_pooling(None, [1, 2], True),
         flatten=True,
         patch_norm=True,
         method=method,
@@ -258,8 +258,8 @@ def test_results_are_identical_for_any_batch_size_and_n_jobs(
         bias=np.linspace(-1, 1, filter_shape[0], dtype=np.float32),
     )
     # Small chunks, so that batches hold several chunks and end on partial ones.
-    per_image = make_plan(
-        image_shape=image_shape,
+    per_image = spec_plan(
+        image_shape,
         filter_size=filter_shape[1:3],
         n_filters=filter_shape[0],
         stride=stride,
@@ -267,7 +267,7 @@ def test_results_are_identical_for_any_batch_size_and_n_jobs(
         activation="tanh",
         threshold=0.0,
         pooling="max",
-        spec=parse_pooling(pool_size if pool_grid is None else None, pool_grid, True),
+        layout=parse_pooling(pool_size if pool_grid is None else None, pool_grid, True),
         flatten=True,
         patch_norm=True,
         method=method,
@@ -393,8 +393,8 @@ def test_working_bytes_bounds_the_peak_memory_beyond_the_output(
     images = (rng.random((n_samples, *image_shape)) * 100).astype(dtype)
     filters = rng.standard_normal(filter_shape).astype(np.float32)
     pool_grid = encoding.get("pool_grid")
-    plan = make_plan(
-        image_shape=image_shape,
+    plan = spec_plan(
+        image_shape,
         filter_size=filter_shape[1:3],
         n_filters=filter_shape[0],
         stride=1,
@@ -402,7 +402,7 @@ def test_working_bytes_bounds_the_peak_memory_beyond_the_output(
         activation=encoding.get("activation", "relu"),
         threshold=0.0,
         pooling=encoding.get("pooling", "max"),
-        spec=parse_pooling((4, 4) if pool_grid is None else None, pool_grid, True),
+        layout=parse_pooling((4, 4) if pool_grid is None else None, pool_grid, True),
         flatten=True,
         patch_norm="patch_norm_eps" in encoding,
         method=method,

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from settings import SIMPLE, simple
 
-from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _limits, _transformer
+from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _bank, _limits, _transformer
+from sklearn_convfeat._plan import make_plan
 from sklearn_convfeat._variants import POOLINGS
 
 PARAMS = SIMPLE
@@ -296,7 +297,7 @@ def test_transform_bytes_of_huge_inputs_is_exact_without_allocating():
 def _working_bytes(conv, X):
     """The engine's working memory for ``conv.transform(X)`` (checked against tracemalloc's
     peak in test_engine.py)."""
-    return conv._plan.working_bytes(
+    return make_plan(conv.spec_, conv.image_shape_).working_bytes(
         len(X),
         batch_size=None if conv.batch_size == "auto" else conv.batch_size,
     )
@@ -367,7 +368,7 @@ def test_the_overflow_bound_holds_for_the_features(pooling, padding, pool):
     conv.set_params(activation="abs", **{"pool_size": None, **pool}).fit(X)
     gain = _limits.map_gain(conv.filters_)
     assert gain >= 1
-    area = conv._plan.largest_region
+    area = make_plan(conv.spec_, conv.image_shape_).largest_region
     ones = np.ones_like(X)
     for images in (X, ones):
         magnitude = gain * np.abs(images).max()
@@ -385,11 +386,11 @@ def test_check_feature_range_names_the_sizes_and_the_fix():
     """An all-ones 4x4 filter (maps up to 16 times the pixels) averaged over 3x3 windows."""
     X = np.ones((2, 12, 12))
     conv = make(n_filters=1, filter_init=np.ones((1, 4, 4)), pooling="avg", pool_size=3).fit(X)
-    _limits.check_feature_range(1e36, conv.filters_, conv._plan)
+    _limits.check_feature_range(1e36, conv.filters_, make_plan(conv.spec_, conv.image_shape_))
     message = r"up to 2e\+36 in magnitude: the maps could reach 3\.2e\+37, and the sums of avg "
     message += r"pooling 2\.88e\+38, which could overflow float32.*Scale X down"
     with pytest.raises(ValueError, match=message):
-        _limits.check_feature_range(2e36, conv.filters_, conv._plan)
+        _limits.check_feature_range(2e36, conv.filters_, make_plan(conv.spec_, conv.image_shape_))
 
 
 def test_the_check_counts_the_weights_of_the_pyramid_levels():
@@ -485,7 +486,7 @@ def test_fit_refuses_before_learning_when_one_image_cannot_be_centred(monkeypatc
     def must_not_run(*args, **kwargs):
         raise AssertionError("fit sampled patches before the memory check")
 
-    monkeypatch.setattr(_transformer, "sample_patches", must_not_run)
+    monkeypatch.setattr(_bank, "sample_patches", must_not_run)
     conv = ConvFeatureTransformer(pool_size=1, max_patches=200)
     message = (
         r"^Centring the features \(center=True\) of 1 image at a time \(442368 float32, "
@@ -509,7 +510,7 @@ def test_fit_refuses_before_sampling_patches_that_cannot_fit(monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("fit sampled patches before the memory check")
 
-    monkeypatch.setattr(_transformer, "sample_patches", must_not_run)
+    monkeypatch.setattr(_bank, "sample_patches", must_not_run)
     conv = ConvFeatureTransformer(max_patches=10**6)
     message = (
         r"^Sampling 1000000 patches of 7x7x1 pixels \(dilation 2\) and learning 64 filters "

@@ -14,6 +14,7 @@ from sklearn.pipeline import make_pipeline
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from sklearn_convfeat import ConvFeatureTransformer
+from sklearn_convfeat._plan import PoolingSpec
 
 # patch_norm on: its fitted epsilon must survive the round trips too.
 OVERRIDES = {"n_filters": 5, "patch_norm": True}
@@ -105,7 +106,43 @@ def test_an_estimator_saved_before_antialias_and_balance_levels_keeps_its_featur
     for name in ("antialias", "balance_levels"):
         delattr(conv, name)
         del conv._fitted_params[name]
-        del conv._plan_params[name]
+        del conv.spec_.__dict__[name]
     loaded = pickle.loads(pickle.dumps(conv))
     assert (loaded.antialias, loaded.balance_levels) == (False, False)
+    np.testing.assert_array_equal(loaded.transform(X), expected)
+
+
+@pytest.mark.parametrize("several_sizes", [False, True])
+def test_an_estimator_saved_before_its_spec_loads_with_the_same_spec(several_sizes):
+    """A pickle from before ``spec_`` held the plan's parameters in ``_plan_params`` (its
+    pooling as a ``_plan.PoolingSpec``): it loads with the spec that fit makes now, and the
+    same features."""
+    rng = np.random.default_rng(0)
+    X = [rng.random((20, 30)), rng.random((26, 22))] if several_sizes else rng.random((8, 24, 24))
+    conv = ConvFeatureTransformer(n_filters=12, max_patches=300, random_state=0).fit(X)
+    expected = conv.transform(X)
+    spec = conv.spec_
+    state = dict(conv.__getstate__())
+    plan_shape = state.pop("_plan_shape")
+    del state["spec_"]
+    state["_plan_params"] = dict(
+        filter_size=spec.filter_size,
+        dilations=spec.dilations,
+        antialias=spec.antialias,
+        n_filters=spec.n_filters,
+        stride=spec.stride,
+        padding=spec.padding,
+        activation=spec.activation,
+        threshold=spec.threshold,
+        pooling=spec.pooling,
+        spec=PoolingSpec(spec.layout.windows, spec.layout.grids, spec.layout.pyramid),
+        flatten=spec.flatten,
+        balance_levels=spec.balance_levels,
+        patch_norm=spec.patch_norm,
+        image_shape=plan_shape,
+        fixed_regions=several_sizes,
+    )
+    loaded = ConvFeatureTransformer.__new__(ConvFeatureTransformer)
+    loaded.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert loaded.spec_ == spec
     np.testing.assert_array_equal(loaded.transform(X), expected)
