@@ -6,11 +6,14 @@ For each configuration (``CONFIGS``) it times, on the same float32 inputs:
   pooling (valid padding, no patch normalisation), ``n_jobs`` = ``--threads``;
 - PyTorch CPU at its best: ``conv2d``, the activation and the pooling under ``no_grad``
   (``max_pool2d`` for windows, ``adaptive_max_pool2d`` / ``adaptive_avg_pool2d`` for a grid),
-  with ``torch.set_num_threads(threads)``, over every batch size from 64 to 512 (smaller ones
-  where a batch's maps would take more than ``TORCH_MAPS_BYTES``), contiguous and
-  channels-last tensors, and, for max pooling after relu, relu before or after the pooling
+  over every batch size from 32 to 512 (smaller ones where a batch's maps would take more than
+  ``TORCH_MAPS_BYTES``), every thread count from 1 to ``threads``, the input and the weight
+  each contiguous or channels-last, made by ``.to(memory_format=...)`` or by
+  ``.contiguous(memory_format=...)`` (with one channel they differ: the ambiguous format
+  keeps other strides), and, for max pooling after relu, relu before or after the pooling
   (after is exact and faster). A first round on a quarter of the images picks the two fastest
-  variants; each round then times both on all images, and torch's time is the faster;
+  variants; each round then times both on all images, and torch's time is the faster; the
+  table names the winner and its strides;
 - the seed-style loop: ``scipy.signal.correlate2d`` per image, filter and channel, timed on a
   subset and scaled up;
 - the GEMM-bound limit: the convolution's FLOPs divided by NumPy's float32 GEMM rate on a
@@ -116,7 +119,7 @@ CONFIGS = {
     ),
 }
 N_JOBS_CONFIGS = ("A", "B", "C")
-TORCH_BATCH_SIZES = (64, 128, 256, 512)
+TORCH_BATCH_SIZES = (32, 64, 128, 256, 512)
 # A batch's maps (float32) larger than this are not tried: MOSAIKS's take 63 MB an image.
 TORCH_MAPS_BYTES = 2 * 2**30
 
@@ -190,29 +193,65 @@ def map_bytes(config):
 
 
 def torch_batch_sizes(config):
-    """Batch sizes from 64 to 512 whose maps fit TORCH_MAPS_BYTES, else the two largest that
+    """Batch sizes from 32 to 512 whose maps fit TORCH_MAPS_BYTES, else the two largest that
     fit."""
-    fits = [b for b in (8, 16, 32, *TORCH_BATCH_SIZES) if b * map_bytes(config) <= TORCH_MAPS_BYTES]
+    fits = [b for b in (4, 8, 16, *TORCH_BATCH_SIZES) if b * map_bytes(config) <= TORCH_MAPS_BYTES]
     return [b for b in fits if b >= TORCH_BATCH_SIZES[0]] or fits[-2:] or [1]
 
 
+def torch_layouts(tensor, torch):
+    """The layouts a user reaches for ``tensor``, by name, each once: contiguous, and
+    channels-last made by ``.to(memory_format=...)`` and by ``.contiguous(memory_format=...)``.
+    With one channel the format is ambiguous and the two give different strides (oneDNN's
+    speed differs by up to 7x between them); with more they are the same tensor layout, kept
+    once."""
+    layouts = {
+        "contiguous": tensor,
+        "to(channels_last)": tensor.to(memory_format=torch.channels_last),
+        "contiguous(channels_last)": tensor.contiguous(memory_format=torch.channels_last),
+    }
+    unique = {}
+    for name, value in layouts.items():
+        if value.stride() not in [other.stride() for other in unique.values()]:
+            unique[name] = value
+    return unique
+
+
+@dataclass(frozen=True)
+class TorchVariant:
+    """One way of running torch's conv, activation and pooling over all images."""
+
+    x: object
+    w: object
+    batch: int
+    order: str
+    threads: int
+
+    def name(self, x_layout, w_layout):
+        return (
+            f"batch {self.batch}, x {x_layout}, w {w_layout}, {self.order}, "
+            f"{self.threads} thread{'s' if self.threads > 1 else ''}"
+        )
+
+    def strides(self):
+        return f"x strides {tuple(self.x.stride())}, w strides {tuple(self.w.stride())}"
+
+
 def torch_variants(config, images, filters, threads):
-    """Functions running torch's conv, activation and pooling on all images, by variant name,
-    and torch's features of the first images (``(n, rows, cols, maps)``, to check ours)."""
+    """Torch's variants by name (every batch size, layout of the input and of the weight,
+    order of activation and pooling, and thread count up to ``threads``), a function that
+    runs one of them on the first images, and torch's features of the first images
+    (``(n, rows, cols, maps)``, to check ours)."""
     import torch
     import torch.nn.functional as F
 
-    torch.set_num_threads(threads)
-    # NCHW is torch's layout: converted once, outside the timing.
-    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    w = torch.from_numpy(np.ascontiguousarray(filters.transpose(0, 3, 1, 2)))
-    formats = {
-        "contiguous": (x, w),
-        "channels_last": (
-            x.to(memory_format=torch.channels_last),
-            w.to(memory_format=torch.channels_last),
-        ),
-    }
+    # NCHW is torch's layout: converted once, outside the timing. A clone in the contiguous
+    # format gives its canonical strides even along one channel, where NumPy keeps the
+    # transpose's.
+    x, w = (
+        torch.from_numpy(array.transpose(0, 3, 1, 2)).clone(memory_format=torch.contiguous_format)
+        for array in (images, filters)
+    )
     size = config.pool_size
 
     def pool(maps):
@@ -232,30 +271,31 @@ def torch_variants(config, images, filters, threads):
     if config.activation == "relu" and config.pooling == "max":
         orders["pool, relu"] = lambda maps: F.relu_(pool(maps))
 
-    def runner(x, w, batch, forward):
-        def run():
+    variants = {}
+    for batch in torch_batch_sizes(config):
+        for x_name, x_layout in torch_layouts(x, torch).items():
+            for w_name, w_layout in torch_layouts(w, torch).items():
+                for order in orders:
+                    for n in range(1, threads + 1):
+                        variant = TorchVariant(x_layout, w_layout, batch, order, n)
+                        variants[variant.name(x_name, w_name)] = variant
+
+    def run(variant, n_images=None):
+        x = variant.x if n_images is None else variant.x[:n_images]
+        forward, batch = orders[variant.order], variant.batch
+
+        def call():
+            torch.set_num_threads(variant.threads)
             with torch.no_grad():
-                return [forward(F.conv2d(x[i : i + batch], w)) for i in range(0, len(x), batch)]
+                return [
+                    forward(F.conv2d(x[i : i + batch], variant.w)) for i in range(0, len(x), batch)
+                ]
 
-        return run
+        return call
 
-    variants = {
-        f"batch {batch}, {fmt}, {order}": runner(x_fmt, w_fmt, batch, forward)
-        for batch in torch_batch_sizes(config)
-        for fmt, (x_fmt, w_fmt) in formats.items()
-        for order, forward in orders.items()
-    }
     with torch.no_grad():
         first = activate_then_pool(F.conv2d(x[:4], w)).numpy().transpose(0, 2, 3, 1)
-
-    def subset(name, n):
-        """The variant ``name`` on the first ``n`` images."""
-        batch = int(name.split(",")[0].split()[1])
-        fmt, order = (part.strip() for part in name.split(",", 2)[1:])
-        x_fmt, w_fmt = formats[fmt]
-        return runner(x_fmt[:n], w_fmt, batch, orders[order])
-
-    return variants, subset, first
+    return variants, run, first
 
 
 def seed_features(config, images, filters):
@@ -352,7 +392,7 @@ def compare(config, images, filters, threads, repeats, quick):
     """One configuration: the rounds of ours, torch and the GEMM; a row of the table."""
     n_images = len(images)
     transformer = ours(config, filters, threads).fit(images[:1])
-    variants, subset, torch_first = torch_variants(config, images, filters, threads)
+    variants, run_torch, torch_first = torch_variants(config, images, filters, threads)
     expected = seed_features(config, images[:4], filters)
     got = transformer.transform(images[:4])
     scale = np.abs(expected).max()
@@ -363,18 +403,19 @@ def compare(config, images, filters, threads, repeats, quick):
     # Screening: every torch variant on a quarter of the images; keep the two fastest.
     n_screen = max(1, n_images // 4)
     screen = {}
-    for name in variants:
-        run = subset(name, n_screen)
+    for name, variant in variants.items():
+        run = run_torch(variant, n_screen)
         run()  # warm-up: oneDNN picks and caches its kernels
         screen[name] = timed(run)[0]
     finalists = sorted(screen, key=screen.get)[:2]
+    full = {name: run_torch(variants[name]) for name in finalists}
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     rows, winners = [], []
     for _ in range(repeats):
         # Ours: the better of two calls. The first large allocation after torch's run can wait
         # for the kernel to compact memory into huge pages (+0.3 to 0.6 s on config A, once).
         t_ours = min(timed(lambda: transformer.transform(images)) for _ in range(2))
-        t_torch = {name: timed(variants[name]) for name in finalists}
+        t_torch = {name: timed(full[name]) for name in finalists}
         best = min(t_torch, key=lambda name: t_torch[name][0])
         winners.append(best)
         with threadpool_limits(limits=threads, user_api="blas"):
@@ -396,6 +437,7 @@ def compare(config, images, filters, threads, repeats, quick):
         vs_limit=np.median(t_limit / t_ours, axis=0),
         vs_seed=t_seed / t_ours[:, 0].min(),
         winner=winner,
+        winner_strides=variants[winner].strides(),
         screen=screen,
     )
 
@@ -452,8 +494,8 @@ def main():
         print(f"{name}: {n_images} images, {config.description}")
         print(
             f"  ours {result['ours']:.3f} s; torch {result['torch']:.3f} s at its best "
-            f"({result['winner']}); seed loop {result['seed']:.1f} s; GEMM limit "
-            f"{result['limit']:.3f} s"
+            f"({result['winner']}; {result['winner_strides']}); seed loop {result['seed']:.1f} s; "
+            f"GEMM limit {result['limit']:.3f} s"
         )
         screen = sorted(result["screen"].items(), key=lambda item: item[1])
         print(
