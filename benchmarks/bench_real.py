@@ -1,0 +1,347 @@
+"""Accuracy and end-to-end time on Fashion-MNIST and MNIST: fit on the 60,000 training images,
+score once on the 10,000 test images.
+
+    python benchmarks/bench_real.py                              # both sets, every row
+    python benchmarks/bench_real.py --sets mnist --rows defaults  # one set, one row
+    python benchmarks/bench_real.py --train-subset 5000 --no-save # a quick run
+    python benchmarks/bench_real.py --list                        # the rows' names
+
+Rows (``random_state=0`` wherever there is randomness):
+
+- ``raw pixels``: ``LogisticRegression(max_iter=1000)`` on the pixels / 255;
+- ``HOG``: scikit-image's ``hog`` (9 orientations, 4x4 cells, 2x2 blocks), then
+  ``LogisticRegression(max_iter=1000)``;
+- ``scattering``: kymatio's ``Scattering2D(J=2)``, ``StandardScaler``,
+  ``LogisticRegression(max_iter=1000)``;
+- ``old defaults``: the defaults of 28 Nov 2026 (before issue 25), written out, with
+  ``LogisticRegression(max_iter=1000)``;
+- ``defaults``: ``ConvFeatureTransformer()`` of this tree with the README quickstart's
+  classifier (``QUICKSTART_CLASSIFIER``);
+- ``recommended``: the pipeline of the command line's ``evaluate``
+  (``sklearn_convfeat._cli.make_model``) on the defaults;
+- ``accurate recipe``: the README's accurate recipe (``accurate_recipe``), with the
+  quickstart's classifier.
+
+Each row reports the seconds of each stage: the features of the training images (fit and
+transform), of the test images, the classifier (fit and predict), and the total. The
+features use ``--threads`` threads (``n_jobs``; torch's threads for scattering, joblib
+workers for HOG) and BLAS as many. Only the test split is scored, once per row. The results
+go to ``benchmarks/real_results.json`` (merged by set; ``--no-save`` to skip).
+
+The BLAS kernel: like ``bench_speed.py``, the script restarts itself without
+``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` if they are set and prints the kernel that
+threadpoolctl reports (``--keep-blas-env`` keeps them).
+"""
+
+import os
+import sys
+
+BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+UNSET_MARK = "CONVFEAT_BENCH_UNSET_BLAS"
+
+
+def _restart_with_native_blas():
+    """Restart this script without the variables that force an OpenBLAS kernel (read when
+    OpenBLAS loads, so before NumPy is imported)."""
+    forced = [name for name in BLAS_VARIABLES if name in os.environ]
+    if not forced or "--keep-blas-env" in sys.argv:
+        return
+    env = {name: value for name, value in os.environ.items() if name not in BLAS_VARIABLES}
+    env[UNSET_MARK] = " ".join(f"{name}={os.environ[name]}" for name in forced)
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+if __name__ == "__main__":
+    _restart_with_native_blas()
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+sys.path.insert(0, os.path.dirname(__file__))
+
+from real_datasets import LOADERS, MissingDataset, load_real  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from sklearn_convfeat import ConvFeatureTransformer  # noqa: E402
+
+RESULTS = os.path.join(os.path.dirname(__file__), "real_results.json")
+
+# The defaults before issue 25 (those of 28 Nov 2026), written out so that the row stays fixed.
+OLD_DEFAULTS = dict(
+    n_filters=192,
+    filter_size=4,
+    dilation=(1, 2, 3),
+    antialias=True,
+    filter_init="kmeans",
+    stride=1,
+    padding="same",
+    activation="relu",
+    threshold=0.0,
+    pooling="max",
+    pool_grid=None,
+    pool_size=None,
+    balance_levels=True,
+    whiten=True,
+    patch_norm=True,
+    max_patches=10_000,
+    center=True,
+)
+OLD_CLASSIFIER = LogisticRegression(max_iter=1000)
+
+# The classifier of the README's quickstart (tests/test_readme.py checks they agree).
+QUICKSTART_CLASSIFIER = LogisticRegression(max_iter=1000)
+
+
+def accurate_recipe(random_state=0, n_jobs=None):
+    """The README's accurate recipe (tests/test_readme.py checks they agree)."""
+    return ConvFeatureTransformer(n_filters=576, random_state=random_state, n_jobs=n_jobs)
+
+
+class HOG:
+    """scikit-image's ``hog`` of every image, on ``n_jobs`` joblib workers."""
+
+    def __init__(self, n_jobs=1):
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y=None):
+        return self
+
+    @staticmethod
+    def _hog(images):
+        from skimage.feature import hog
+
+        return np.stack(
+            [
+                hog(image, orientations=9, pixels_per_cell=(4, 4), cells_per_block=(2, 2))
+                for image in images
+            ]
+        ).astype(np.float32)
+
+    def transform(self, X):
+        from joblib import Parallel, delayed
+
+        chunks = np.array_split(X, max(1, self.n_jobs) * 4)
+        parts = Parallel(n_jobs=self.n_jobs)(delayed(self._hog)(c) for c in chunks)
+        return np.concatenate(parts)
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X).transform(X)
+
+
+class Scattering:
+    """kymatio's ``Scattering2D(J)`` of the images, flattened, on torch's ``threads``.
+
+    kymatio's own ``Scattering2D`` import pulls its 3-D module, which fails with recent SciPy
+    (``sph_harm`` was removed), so the 2-D torch frontend is imported directly.
+    """
+
+    def __init__(self, J=2, threads=1, batch_size=512):
+        self.J, self.threads, self.batch_size = J, threads, batch_size
+
+    def fit(self, X, y=None):
+        import torch
+        from kymatio.scattering2d.frontend.torch_frontend import ScatteringTorch2D
+
+        torch.set_num_threads(self.threads)
+        self.scattering_ = ScatteringTorch2D(J=self.J, shape=X.shape[1:3])
+        return self
+
+    def transform(self, X):
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(X), self.batch_size):
+                batch = torch.from_numpy(
+                    np.ascontiguousarray(X[start : start + self.batch_size], dtype=np.float32)
+                )
+                out.append(self.scattering_(batch).reshape(len(batch), -1).numpy())
+        return np.concatenate(out)
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X).transform(X)
+
+
+class Raw:
+    """The pixels / 255, flat."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X.reshape(len(X), -1).astype(np.float32) / 255
+
+    def fit_transform(self, X, y=None):
+        return self.transform(X)
+
+
+def _recommended(n_jobs):
+    from sklearn_convfeat._cli import make_model
+
+    model = make_model(ConvFeatureTransformer(random_state=0, n_jobs=n_jobs))
+    return model.steps[0][1], make_pipeline(*[step for _, step in model.steps[1:]])
+
+
+# Each row: threads -> (features, classifier). The features are fitted on the training
+# images and transform both splits; the classifier is fitted on the training features.
+ROWS = {
+    "raw pixels": lambda n: (Raw(), LogisticRegression(max_iter=1000)),
+    "HOG": lambda n: (HOG(n_jobs=n), LogisticRegression(max_iter=1000)),
+    "scattering": lambda n: (
+        Scattering(J=2, threads=n),
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+    ),
+    "old defaults": lambda n: (
+        ConvFeatureTransformer(**OLD_DEFAULTS, random_state=0, n_jobs=n),
+        clone(OLD_CLASSIFIER),
+    ),
+    "defaults": lambda n: (
+        ConvFeatureTransformer(random_state=0, n_jobs=n),
+        clone(QUICKSTART_CLASSIFIER),
+    ),
+    "recommended": _recommended,
+    "accurate recipe": lambda n: (accurate_recipe(0, n), clone(QUICKSTART_CLASSIFIER)),
+}
+PEERS = ("raw pixels", "HOG", "scattering")
+
+
+def blas_report():
+    """The BLAS libraries threadpoolctl finds, and where the kernel was chosen."""
+    libraries = [
+        f"{info['internal_api']} {info['version']} kernel {info.get('architecture')}"
+        for info in threadpool_info()
+        if info["user_api"] == "blas"
+    ]
+    forced = {name: os.environ.get(name) for name in BLAS_VARIABLES if os.environ.get(name)}
+    if forced:
+        origin = "forced by " + " ".join(f"{name}={value}" for name, value in forced.items())
+    else:
+        origin = "the CPU's own (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset"
+        unset = os.environ.get(UNSET_MARK)
+        origin += f"; this run removed {unset})" if unset else ")"
+    return f"BLAS: {'; '.join(libraries)}. Kernel: {origin}."
+
+
+def run_row(row, threads, X_train, y_train, X_test, y_test):
+    """Accuracy on the test split, the features' width, each stage's seconds, warnings."""
+    features, classifier = ROWS[row](threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        with threadpool_limits(limits=threads, user_api="blas"):
+            start = time.perf_counter()
+            F_train = features.fit_transform(X_train)
+            train_s = time.perf_counter() - start
+            start = time.perf_counter()
+            F_test = features.transform(X_test)
+            test_s = time.perf_counter() - start
+            start = time.perf_counter()
+            classifier.fit(F_train, y_train)
+            accuracy = float(np.mean(classifier.predict(F_test) == y_test))
+            classifier_s = time.perf_counter() - start
+    n_warnings = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    last = classifier[-1] if hasattr(classifier, "steps") else classifier
+    return dict(
+        accuracy=accuracy,
+        features=int(F_train.shape[1]),
+        train_features_s=round(train_s, 1),
+        test_features_s=round(test_s, 1),
+        classifier_s=round(classifier_s, 1),
+        total_s=round(train_s + test_s + classifier_s, 1),
+        iterations=int(np.max(getattr(last, "n_iter_", 0))),
+        convergence_warnings=n_warnings,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=list(LOADERS), choices=list(LOADERS))
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), metavar="ROW")
+    parser.add_argument("--threads", type=int, default=2, help="threads of every stage")
+    parser.add_argument(
+        "--train-subset", type=int, default=None, help="the first N training images only"
+    )
+    parser.add_argument(
+        "--test-subset", type=int, default=None, help="the first N test images only (a smoke run)"
+    )
+    parser.add_argument("--no-save", action="store_true", help=f"do not update {RESULTS}")
+    parser.add_argument("--keep-blas-env", action="store_true", help="keep a forced kernel")
+    parser.add_argument("--list", action="store_true", help="print the rows' names and exit")
+    args = parser.parse_args()
+    if args.list:
+        print("\n".join(ROWS))
+        return
+    unknown = [row for row in args.rows if row not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; --list prints them")
+    blas = blas_report()
+    print(blas)
+    print(f"{args.threads} threads; {platform.processor() or platform.machine()}; seed 0")
+    saved = {}
+    if os.path.exists(RESULTS):
+        with open(RESULTS) as file:
+            saved = json.load(file)
+    for set_name in args.sets:
+        try:
+            X_train, y_train, X_test, y_test = load_real(set_name)
+        except MissingDataset as exc:
+            print(f"{set_name} skipped: {exc}")
+            continue
+        if args.train_subset:
+            X_train, y_train = X_train[: args.train_subset], y_train[: args.train_subset]
+        if args.test_subset:
+            X_test, y_test = X_test[: args.test_subset], y_test[: args.test_subset]
+        print(f"\n{set_name}: {len(X_train)} training images, {len(X_test)} test images")
+        print(
+            "| row | test accuracy | features | train features s | test features s "
+            "| classifier s | total s | LR iterations | warnings |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        results = {}
+        for row in args.rows:
+            result = run_row(row, args.threads, X_train, y_train, X_test, y_test)
+            results[row] = result
+            print(
+                f"| {row} | {result['accuracy']:.4f} | {result['features']} "
+                f"| {result['train_features_s']} | {result['test_features_s']} "
+                f"| {result['classifier_s']} | {result['total_s']} | {result['iterations']} "
+                f"| {result['convergence_warnings']} |",
+                flush=True,
+            )
+        if "scattering" in results:
+            base = results["scattering"]["total_s"]
+            ratios = ", ".join(
+                f"{row} {r['total_s'] / base:.2f}" for row, r in results.items() if base
+            )
+            print(f"total time / scattering's: {ratios}")
+        if args.no_save:
+            continue
+        run = {
+            "command": "python benchmarks/bench_real.py " + " ".join(sys.argv[1:]),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "blas": blas,
+            "threads": args.threads,
+            "n_train": len(X_train),
+            "n_test": len(X_test),
+        }
+        # Rows of one run are compared with each other: each row keeps the run it came from.
+        rows = saved.setdefault(set_name, {})
+        rows.update({row: {**result, **run} for row, result in results.items()})
+        with open(RESULTS, "w") as file:
+            json.dump(saved, file, indent=1)
+            file.write("\n")
+
+
+if __name__ == "__main__":
+    main()
