@@ -123,6 +123,10 @@ def check_params(params):
     for name in ("n_filters", "stride", "n_jobs", "batch_size"):
         if isinstance(params[name], (bool, np.bool_)):
             raise TypeError(f"{name} must be an int, got the boolean {params[name]!r}.")
+    if isinstance(params["feature_norm"], (bool, np.bool_)):
+        raise TypeError(
+            f"feature_norm must be a float or None, got the boolean {params['feature_norm']!r}."
+        )
     check_pair("filter_size", params["filter_size"])
     check_dilations(params["dilation"])
     parse_pooling(params["pool_size"], params["pool_grid"], params["flatten"])

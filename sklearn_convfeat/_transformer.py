@@ -40,6 +40,13 @@ from ._variants import ACTIVATIONS, POOLINGS
 # that follow, few enough to cost a small part of fit.
 CENTER_SAMPLES = 1000
 
+# feature_norm='auto': the features' mean squared distance to their mean is this number over
+# the square root of the number of training images. With LogisticRegression's default C=1,
+# whose penalty weighs 1 / n_samples of its mean loss, the penalty on features of unit size
+# then falls as 1 / sqrt(n_samples): the level cross-validation found best from 800 to 60,000
+# training images on Fashion-MNIST, MNIST and the sets of bench_accuracy.py (issue 25).
+AUTO_NORM = 8000
+
 # Parameters documented as not changing the features: they may change after fit.
 RUNTIME_PARAMETERS = frozenset({"n_jobs", "batch_size"})
 
@@ -221,6 +228,19 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         solution does not change, as its intercept is not penalised). With ``False``, ReLU
         or ``abs`` features are >= 0.
 
+    feature_norm : 'auto', float or None, default=None
+        Multiply the features by one factor, learnt in ``fit`` on the images that ``center``
+        reads, so that their root mean squared distance to their mean over those images is
+        ``feature_norm``: whatever the bank, the pooling or the pixels' scale, the features
+        then have the same overall size, so that a penalised linear model that follows
+        (LogisticRegression's ``C``, a ridge's ``alpha``) is regularised alike for all of
+        them. ``'auto'`` is ``sqrt(8000 / sqrt(n_samples))`` for the ``n_samples`` images of
+        ``fit`` (5.7 on 60,000, 15.9 on 1,000): LogisticRegression's penalty at its default
+        ``C=1`` then falls as ``1 / sqrt(n_samples)`` against its mean loss, the level that
+        cross-validation found best on Fashion-MNIST and MNIST (``benchmarks/REAL.md``).
+        None leaves the features unscaled. Features that do not vary over the training
+        images are left unscaled. A ``StandardScaler`` after the features undoes it.
+
     random_state : int, RandomState instance or None, default=None
         Seeds the random filter banks and the sample of patches. Pass an int for reproducible
         filters and features. A given array of filters, and a Gabor bank on grey images, use
@@ -261,7 +281,11 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     feature_mean_ : ndarray of shape (n_features_out,) or `output_shape_`, float32, or None
         The mean features of the training images that ``transform`` subtracts (shaped as one
-        image's features); None with ``center=False``.
+        image's features), before ``feature_scale_``; None with ``center=False``.
+
+    feature_scale_ : float or None
+        The factor that ``transform`` multiplies the (centred) features by; None with
+        ``feature_norm=None``.
 
     image_shape_ : tuple of int
         The ``(height, width, channels)`` of the images; ``(None, None, channels)`` when
@@ -371,6 +395,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         "max_patches": [Interval(Integral, 1, None, closed="left")],
         "flatten": ["boolean"],
         "center": ["boolean"],
+        "feature_norm": [None, StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "random_state": ["random_state"],
         "n_jobs": [None, Integral],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -398,6 +423,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         max_patches=10_000,
         flatten=True,
         center=True,
+        feature_norm=None,
         random_state=None,
         n_jobs=None,
         batch_size="auto",
@@ -421,6 +447,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self.max_patches = max_patches
         self.flatten = flatten
         self.center = center
+        self.feature_norm = feature_norm
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.batch_size = batch_size
@@ -591,21 +618,29 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self._fitted_params = {
             name: value for name, value in params.items() if name not in RUNTIME_PARAMETERS
         }
-        self.feature_mean_ = None
-        if self.center:
-            self.feature_mean_ = self._feature_mean(X, random_state, center_batch)
+        self.feature_mean_ = self.feature_scale_ = None
+        if self.center or self.feature_norm is not None:
+            mean, scale = self._feature_moments(X, random_state, center_batch)
+            if self.center:
+                self.feature_mean_ = mean
+            if self.feature_norm is not None:
+                self.feature_scale_ = scale
         return self
 
-    def _feature_mean(self, X, random_state, batch_size):
+    def _feature_moments(self, X, random_state, batch_size):
         """The mean features of at most :data:`CENTER_SAMPLES` images of ``X``, drawn with
         ``random_state``, computed ``batch_size`` images at a time and summed in float64 one
-        image after another (the order of NumPy's ``mean(axis=0)``)."""
+        image after another (the order of NumPy's ``mean(axis=0)``), and the factor that
+        brings their root mean squared distance to that mean to ``feature_norm`` (1 if they
+        do not vary); ``'auto'`` reads the number of training images."""
+        n_images = X.shape[0] if _dask.is_dask_array(X) else len(X)
         if _dask.is_dask_array(X):
             X = _dask.sample_rows(X, random_state, max_rows=CENTER_SAMPLES)
         rows = np.arange(len(X))
         if len(X) > CENTER_SAMPLES:
             rows = np.sort(random_state.choice(len(X), CENTER_SAMPLES, replace=False))
         total = np.zeros(math.prod(self.output_shape_))
+        squares = 0.0
         for batch in gen_batches(len(rows), batch_size):
             if isinstance(X, list):
                 images = [X[i] for i in rows[batch]]
@@ -614,9 +649,19 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             features = self._features(images).reshape(len(images), -1)
             for i in range(len(images)):
                 total += features[i]
+                row = features[i].astype(np.float64)
+                squares += float(row @ row)
             del features  # before the next batch's are made: one batch at a time
-        mean = (total / len(rows)).astype(np.float32)
-        return mean if self.spec_.flatten else mean.reshape(self.output_shape_)
+        mean = total / len(rows)
+        # The mean squared distance to the mean, E|f|^2 - |E f|^2, in float64.
+        spread = math.sqrt(max(squares / len(rows) - float(mean @ mean), 0.0))
+        norm = self.feature_norm
+        if norm == "auto":
+            norm = math.sqrt(AUTO_NORM / math.sqrt(n_images))
+        finest = np.finfo(np.float32).eps * math.sqrt(max(squares / len(rows), 0.0))
+        scale = norm / spread if norm is not None and spread > finest else 1.0
+        mean = mean.astype(np.float32)
+        return (mean if self.spec_.flatten else mean.reshape(self.output_shape_)), scale
 
     def _check_fit_memory(self, X, spec, image_shape, shapes):
         """Fail before drawing, sampling, learning or computing anything if a step of fit
@@ -659,7 +704,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
                     "a random bank (filter_init='gaussian', 'uniform' or 'gabor') with "
                     "patch_norm=False",
                 )
-            if self.center:
+            if self.center or self.feature_norm is not None:
                 center_images = check_sample(
                     _dask.sample_size(X, max_rows=CENTER_SAMPLES), "centring", "center=False"
                 )
@@ -690,7 +735,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
                     "dilations.",
                     available,
                 )
-        if not self.center:
+        if not self.center and self.feature_norm is None:
             return None
         plans = [make_plan(spec, shape) for shape in shapes or [image_shape]]
         n_features = math.prod(plans[0].output_shape)
@@ -702,8 +747,9 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         # The engine's buffers stop growing at a chunk of images per thread: those of all the
         # images bound those of any batch of them.
         working = max(plan.working_bytes(n_samples, n_threads=n_threads) for plan in plans)
-        # The mean in float64 and float32; a dask array's sample, held meanwhile.
-        fixed = 12 * n_features + working + held
+        # The mean in float64 and float32, an image's features in float64 (for their spread); a
+        # dask array's sample, held meanwhile.
+        fixed = 20 * n_features + working + held
         batch = center_batch(image_bytes, n_samples, fixed, available)
         check_memory(
             batch * image_bytes + fixed,
@@ -724,7 +770,13 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     def __setstate__(self, state):
         # An estimator saved before these parameters existed made the features they now
         # default to turning off.
-        state = {"antialias": False, "balance_levels": False, **state}
+        state = {
+            "antialias": False,
+            "balance_levels": False,
+            "feature_norm": None,
+            "feature_scale_": None,
+            **state,
+        }
         if "filters_" in state and "n_filters_" not in state:
             state["n_filters_"] = len(state["filters_"])
         if "_plan_params" in state:
@@ -796,6 +848,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             features = features.reshape(len(features), -1)
         if self.feature_mean_ is not None:
             features -= self.feature_mean_
+        if self.feature_scale_ is not None:
+            features *= np.float32(self.feature_scale_)
         return features
 
     def _features(self, X):

@@ -35,6 +35,7 @@ NON_DEFAULTS = {
     "max_patches": 500,
     "flatten": False,
     "center": False,
+    "feature_norm": "auto",
     "random_state": 1,
     "n_jobs": 2,
     "batch_size": 7,

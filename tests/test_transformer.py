@@ -491,3 +491,71 @@ def test_dilation_must_hold_distinct_positive_ints():
             ConvFeatureTransformer(dilation=bad).fit(X)
     with pytest.raises(TypeError, match="dilation must be an int or a sequence of ints"):
         ConvFeatureTransformer(dilation=(1, 2.5)).fit(X)
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_feature_norm_scales_the_spread_of_the_training_features(center):
+    """The root mean squared distance of the features to their mean over the training images
+    is feature_norm, and the features are the unscaled ones (centred or not) times one
+    factor."""
+    X = np.random.default_rng(0).random((300, 10, 10))
+    params = dict(n_filters=8, center=center, random_state=0)
+    raw = ConvFeatureTransformer(**params).fit(X).transform(X)
+    conv = ConvFeatureTransformer(**params, feature_norm=3.0).fit(X)
+    features = conv.transform(X)
+    spread = np.sqrt(np.mean(np.sum((features - features.mean(axis=0)) ** 2, axis=1)))
+    assert_allclose(spread, 3.0, rtol=1e-4)
+    expected_scale = 3.0 / np.sqrt(np.mean(np.sum((raw - raw.mean(axis=0)) ** 2, axis=1)))
+    assert_allclose(conv.feature_scale_, expected_scale, rtol=1e-4)
+    assert_allclose(features, raw * np.float32(conv.feature_scale_), rtol=1e-6, atol=1e-7)
+    assert ConvFeatureTransformer(**params).fit(X).feature_scale_ is None
+
+
+def test_feature_norm_gives_every_pooling_and_pixel_scale_the_same_size():
+    """Max and mean pooling, and images in 0..1 or 0..255 without patch_norm, give features
+    of one size: the penalty of a linear model that follows means the same for all."""
+    X = np.random.default_rng(1).random((200, 12, 12))
+    sizes = []
+    for pooling, scale in [("max", 1), ("avg", 1), ("max", 255)]:
+        conv = ConvFeatureTransformer(
+            n_filters=6,
+            pooling=pooling,
+            patch_norm=False,
+            filter_init="gaussian",
+            feature_norm="auto",
+            random_state=0,
+        )
+        features = conv.fit(X * scale).transform(X * scale)
+        sizes.append(np.sqrt(np.mean(np.sum(features**2, axis=1))))
+    assert_allclose(sizes, np.sqrt(8000 / np.sqrt(len(X))), rtol=1e-4)
+
+
+@pytest.mark.parametrize("n_samples", [40, 400])
+def test_feature_norm_auto_gives_the_features_a_norm_that_falls_with_the_images(n_samples):
+    """'auto': a mean squared norm of 8000 / sqrt(n_samples), so that LogisticRegression(C=1),
+    whose penalty weighs 1 / n_samples of its mean loss, penalises unit-size features by
+    1 / sqrt(n_samples)."""
+    X = np.random.default_rng(3).random((n_samples, 9, 9))
+    conv = ConvFeatureTransformer(n_filters=5, feature_norm="auto", random_state=0).fit(X)
+    features = conv.transform(X)
+    squared = np.mean(np.sum((features - features.mean(axis=0)) ** 2, axis=1))
+    assert_allclose(squared * np.sqrt(n_samples), 8000, rtol=1e-4)
+
+
+def test_feature_norm_leaves_features_that_do_not_vary_unscaled():
+    X = np.ones((50, 8, 8))
+    conv = ConvFeatureTransformer(n_filters=4, feature_norm="auto", random_state=0).fit(X)
+    assert conv.feature_scale_ == 1.0
+    assert_array_equal(conv.transform(X), 0)
+
+
+def test_feature_norm_reads_the_images_center_reads():
+    """At most 1,000 training images, as center: the spread is feature_norm on those."""
+    X = np.random.default_rng(2).random((1500, 6, 6))
+    conv = ConvFeatureTransformer(
+        n_filters=4, filter_init="gaussian", feature_norm=2.0, random_state=0
+    ).fit(X)
+    features = conv.transform(X)
+    spread = np.sqrt(np.mean(np.sum((features - features.mean(axis=0)) ** 2, axis=1)))
+    assert_allclose(spread, 2.0, rtol=0.05)
+    assert not np.isclose(spread, 2.0, rtol=1e-5)
