@@ -175,6 +175,7 @@ CONFIGS = {
     "relu threshold 0.25, ppv": dict(threshold=0.25, pooling="ppv"),
     "max on one 2x2 grid": dict(pool_grid=2),
     "max on 2x2 windows": dict(pool_grid=None, pool_size=2),
+    "feature_norm='auto'": dict(feature_norm="auto"),
     "multi-scale 3x3 + 5x5 (FeatureUnion)": multiscale,
     "stacked, 2 layers": stacked,
     # Today's defaults without their last two changes, one at a time and both: the defaults of

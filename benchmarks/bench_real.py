@@ -17,6 +17,8 @@ Rows (``random_state=0`` wherever there is randomness):
   ``LogisticRegression(max_iter=1000)``;
 - ``defaults``: ``ConvFeatureTransformer()`` of this tree with the README quickstart's
   classifier (``QUICKSTART_CLASSIFIER``);
+- ``feature_norm='auto'``: the defaults with the features scaled for LogisticRegression's
+  default ``C`` (the candidate default of issue 25), with the quickstart's classifier;
 - ``recommended``: the pipeline of the command line's ``evaluate``
   (``sklearn_convfeat._cli.make_model``) on the defaults;
 - ``accurate recipe``: the README's accurate recipe (``accurate_recipe``), with the
@@ -105,8 +107,11 @@ QUICKSTART_CLASSIFIER = LogisticRegression(max_iter=1000)
 
 
 def accurate_recipe(random_state=0, n_jobs=None):
-    """The README's accurate recipe (tests/test_readme.py checks they agree)."""
-    return ConvFeatureTransformer(n_filters=576, random_state=random_state, n_jobs=n_jobs)
+    """The accurate recipe of benchmarks/REAL.md: three times the filters, features scaled for
+    LogisticRegression's default C."""
+    return ConvFeatureTransformer(
+        n_filters=576, feature_norm="auto", random_state=random_state, n_jobs=n_jobs
+    )
 
 
 class HOG:
@@ -209,6 +214,10 @@ ROWS = {
     ),
     "defaults": lambda n: (
         ConvFeatureTransformer(random_state=0, n_jobs=n),
+        clone(QUICKSTART_CLASSIFIER),
+    ),
+    "feature_norm='auto'": lambda n: (
+        ConvFeatureTransformer(feature_norm="auto", random_state=0, n_jobs=n),
         clone(QUICKSTART_CLASSIFIER),
     ),
     "recommended": _recommended,
