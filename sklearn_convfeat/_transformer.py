@@ -259,7 +259,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    filters_ : ndarray of shape (n_filters_, h, w, channels), float32
+    filters_ : ndarray of shape (`n_filters_`, h, w, channels), float32
         The filter bank, applied to the raw (or, with ``patch_norm``, patch-normalised)
         images; learnt banks include the whitening.
 
@@ -267,10 +267,10 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         The filters the bank holds: ``n_filters``, or fewer for a ``'pca'`` bank asked for
         more components than there are.
 
-    bias_ : ndarray of shape (n_filters_,), float32
+    bias_ : ndarray of shape (`n_filters_`,), float32
         Added to each filter's map: the centring of learnt banks (zeros for the others).
 
-    dilations_ : ndarray of shape (n_filters_,), int
+    dilations_ : ndarray of shape (`n_filters_`,), int
         The dilation of each filter (the filters are grouped by dilation, in increasing
         order).
 
@@ -351,8 +351,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
     memory cgroup's limit less its usage (containers, batch jobs: cgroup v2 ``memory.max``
     less ``memory.current``, v1 ``memory.limit_in_bytes`` less ``memory.usage_in_bytes``,
     for the process's cgroup and its parents) and ``RLIMIT_AS`` / ``RLIMIT_DATA``
-    (``ulimit -v`` / ``-d``) less what the process maps; see
-    :func:`sklearn_convfeat._limits.available_memory`.
+    (``ulimit -v`` / ``-d``) less what the process maps (the guide's "Errors and
+    guarantees" says how each is read).
 
     References
     ----------
