@@ -38,20 +38,9 @@ threadpoolctl reports (``--keep-blas-env`` keeps them).
 import os
 import sys
 
-BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-UNSET_MARK = "CONVFEAT_BENCH_UNSET_BLAS"
+sys.path.insert(0, os.path.dirname(__file__))
 
-
-def _restart_with_native_blas():
-    """Restart this script without the variables that force an OpenBLAS kernel (read when
-    OpenBLAS loads, so before NumPy is imported)."""
-    forced = [name for name in BLAS_VARIABLES if name in os.environ]
-    if not forced or "--keep-blas-env" in sys.argv:
-        return
-    env = {name: value for name, value in os.environ.items() if name not in BLAS_VARIABLES}
-    env[UNSET_MARK] = " ".join(f"{name}={os.environ[name]}" for name in forced)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
-
+from bench_speed import _restart_with_native_blas  # noqa: E402
 
 if __name__ == "__main__":
     _restart_with_native_blas()
@@ -64,11 +53,12 @@ import time  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 sys.path.insert(0, os.path.dirname(__file__))
 
+from bench_speed import blas_report  # noqa: E402
 from real_datasets import LOADERS, MissingDataset, load_real  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
@@ -224,23 +214,6 @@ ROWS = {
     "accurate recipe": lambda n: (accurate_recipe(0, n), clone(QUICKSTART_CLASSIFIER)),
 }
 PEERS = ("raw pixels", "HOG", "scattering")
-
-
-def blas_report():
-    """The BLAS libraries threadpoolctl finds, and where the kernel was chosen."""
-    libraries = [
-        f"{info['internal_api']} {info['version']} kernel {info.get('architecture')}"
-        for info in threadpool_info()
-        if info["user_api"] == "blas"
-    ]
-    forced = {name: os.environ.get(name) for name in BLAS_VARIABLES if os.environ.get(name)}
-    if forced:
-        origin = "forced by " + " ".join(f"{name}={value}" for name, value in forced.items())
-    else:
-        origin = "the CPU's own (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset"
-        unset = os.environ.get(UNSET_MARK)
-        origin += f"; this run removed {unset})" if unset else ")"
-    return f"BLAS: {'; '.join(libraries)}. Kernel: {origin}."
 
 
 def run_row(row, threads, X_train, y_train, X_test, y_test):
