@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from settings import SIMPLE, simple
 
-from sklearn_convfeat import ConvFeatureTransformer, MemoryLimitError, _bank, _limits, _transformer
+from sklearn_convfeat import (
+    ConvFeatureTransformer,
+    MemoryLimitError,
+    _bank,
+    _fit_memory,
+    _limits,
+    _transformer,
+)
 from sklearn_convfeat._plan import make_plan
 from sklearn_convfeat._variants import POOLINGS
 
@@ -452,7 +459,7 @@ def test_fit_streams_the_centring_and_gets_the_same_mean(monkeypatch):
     counted = []
     check = _limits.check_memory
     monkeypatch.setattr(
-        _transformer,
+        _fit_memory,
         "check_memory",
         lambda n_bytes, what, *args: counted.append((n_bytes, what)) or check(n_bytes, what, *args),
     )
@@ -530,7 +537,7 @@ def test_fit_estimates_bound_the_peak_of_sampling_and_learning(monkeypatch):
     counted = []
     check = _limits.check_memory
     monkeypatch.setattr(
-        _transformer,
+        _fit_memory,
         "check_memory",
         lambda n_bytes, what, *args: counted.append((n_bytes, what)) or check(n_bytes, what, *args),
     )
