@@ -74,13 +74,12 @@ class Space:
 class Tile:
     """The steps of one band of ``band_rows`` map rows of the images in the padded buffer:
     for each block of filters, the convolution's (gather where ``plan.regathers`` says,
-    multiply), then the way of pooling's. The pooling steps of a band are made at its first
-    run and kept if ``keep`` (the same buffers serve every chunk); else as each band comes.
-    ``banded``: the bands' pooled values are combined (else the band is the whole map)."""
+    multiply), then the way of pooling's (:meth:`pool_steps`), which the kind of tile keeps
+    or makes again for each band (:meth:`band_steps`)."""
 
-    def __init__(self, plan, kernel, space, way, padded, smoothed, band_rows, *, banded, keep):
+    def __init__(self, plan, kernel, space, way, padded, smoothed, band_rows):
         convolution = plan.convolution(plan, kernel, space, padded, smoothed, band_rows)
-        self.way, self.banded, self.keep, self.kept = way, banded, keep, {}
+        self.way = way
         self.blocks = []
         for k in range(len(plan.blocks)):
             steps = [partial(convolution.gather, k)] if plan.regathers[k] else []
@@ -89,22 +88,55 @@ class Tile:
             self.blocks.append((steps + before, values))
 
     def pool_steps(self, band):
-        steps = self.kept.get(band)
-        if steps is None:
-            where = band if self.banded else None
-            steps = [
-                self.way.pool_steps(values, k, where) for k, (_, values) in enumerate(self.blocks)
-            ]
-            if self.keep:
-                self.kept[band] = steps
-        return steps
+        """The pooling steps of each block, for ``band`` (None: the whole map)."""
+        return [self.way.pool_steps(values, k, band) for k, (_, values) in enumerate(self.blocks)]
+
+    def band_steps(self, band):
+        """The pooling steps of each block for ``band``, as this kind of tile keeps them."""
+        raise NotImplementedError
 
     def run(self, band):
-        for (steps, _), pool in zip(self.blocks, self.pool_steps(band), strict=True):
+        for (steps, _), pool in zip(self.blocks, self.band_steps(band), strict=True):
             for step in steps:
                 step()
             for step in pool:
                 step()
+
+
+class MapTile(Tile):
+    """The tile of a whole map (the plan's one band): its values pooled straight into the
+    levels, by steps made once."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.pools = self.pool_steps(None)
+
+    def band_steps(self, band):
+        return self.pools
+
+
+class BandTile(Tile):
+    """The tile of the bands of one length of a large image: each band's values pooled into
+    a part combined with the other bands', by steps made as the band comes (the views of
+    every band would grow with the image's height)."""
+
+    def band_steps(self, band):
+        return self.pool_steps(band)
+
+
+class KeptBandTile(BandTile):
+    """A :class:`BandTile` whose steps of a band are made at its first run and kept, for a
+    plan of few tiles (``plan.kept_tiles``): the same buffers serve every chunk."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.kept = {}
+
+    def band_steps(self, band):
+        steps = self.kept.get(band)
+        if steps is None:
+            steps = self.kept[band] = self.pool_steps(band)
+        return steps
 
 
 class Emit:
@@ -125,9 +157,12 @@ class Chunk:
     features.
 
     Its views are built here, once per chunk size (the full chunk and, at most, a last shorter
-    one): a chunk holds few images, and building views costs as much as they do. With several
-    bands (large images), one tile serves every band of the same length.
+    one): a chunk holds few images, and building views costs as much as they do. This one
+    computes a whole map in one band (:class:`MapTile`); :class:`BandedChunk`, large images
+    in bands of map rows, one tile serving every band of the same length.
     """
+
+    tile_type = MapTile
 
     def __init__(self, plan, kernel, space, size):
         self.plan, self.size, self.space = plan, size, space
@@ -157,15 +192,12 @@ class Chunk:
             ]
         self.emits = [Emit(pooling, levels[i], level) for i, level in enumerate(plan.levels)]
         self.way = plan.pooling_way(plan, kernel, space, size, levels)
-        banded = len(plan.bands) > 1
-        self.starts = [self.way.reset] if banded else []
         self.tiles = {}
         for start, stop in plan.bands:
             if stop - start not in self.tiles:
-                self.tiles[stop - start] = Tile(
-                    plan, kernel, space, self.way, self.padded, smoothed, stop - start,
-                    banded=banded, keep=not banded or bool(plan.kept_tiles),
-                )  # fmt: skip
+                self.tiles[stop - start] = self.tile_type(
+                    plan, kernel, space, self.way, self.padded, smoothed, stop - start
+                )
 
     def copy_rows(self, images, low, high, target):
         """Image rows ``low:high`` into ``target``, channels first, as float32 (the images are
@@ -194,10 +226,7 @@ class Chunk:
             for buffer, _ in smoothed:
                 for row in range(low - first, fresh - first):  # row by row: no overlap
                     buffer[:, :, row] = buffer[:, :, row + shift]
-        if len(plan.bands) > 1:
-            for buffer in (padded, *(buffer for buffer, _ in smoothed)):
-                buffer[:, :, : low - first] = 0
-                buffer[:, :, high - first :] = 0
+        self.clear_outside(first, low, high)
         inside = padded[:, :, low - first : high - first, left : left + width]
         self.copy_rows(images, low, high, inside)
         if smoothed and fresh < high:
@@ -212,9 +241,11 @@ class Chunk:
                 smooth(halo, sigma, (2, 3), rows=rows, output=target, scratch=scratch)
         return first, low, high
 
+    def clear_outside(self, first, low, high):
+        """Zeros in the padded rows outside the image rows ``low:high``: there since the
+        buffers were made, for the one band of a whole map."""
+
     def run(self, images, out):
-        for step in self.starts:
-            step()
         loaded = None
         for band in self.plan.bands:
             loaded = self.load(images, band, loaded)
@@ -226,6 +257,25 @@ class Chunk:
             emit.run(out)
 
 
+class BandedChunk(Chunk):
+    """A :class:`Chunk` of large images, in several bands of map rows: each band's pooled
+    values are combined into the levels, which start each chunk at the reduction's identity,
+    and each band's padded rows outside the image are zeroed as it is loaded."""
+
+    def __init__(self, plan, kernel, space, size):
+        self.tile_type = KeptBandTile if plan.kept_tiles else BandTile
+        super().__init__(plan, kernel, space, size)
+
+    def clear_outside(self, first, low, high):
+        for buffer in (self.padded, *(buffer for buffer, _ in self.smoothed)):
+            buffer[:, :, : low - first] = 0
+            buffer[:, :, high - first :] = 0
+
+    def run(self, images, out):
+        self.way.reset()
+        super().run(images, out)
+
+
 class Workspace:
     """The buffers of one thread for chunks of up to ``size`` images of one plan, and the
     chunks built on them for each chunk size."""
@@ -233,11 +283,12 @@ class Workspace:
     def __init__(self, plan, kernel, size):
         self.plan, self.kernel = plan, kernel
         self.space = Space(plan.chunk_buffers(size))
+        self.chunk_type = Chunk if len(plan.bands) == 1 else BandedChunk
         self.chunks = {}
 
     def chunk(self, size):
         if size not in self.chunks:
-            self.chunks[size] = Chunk(self.plan, self.kernel, self.space, size)
+            self.chunks[size] = self.chunk_type(self.plan, self.kernel, self.space, size)
         return self.chunks[size]
 
 
