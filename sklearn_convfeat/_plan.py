@@ -23,7 +23,8 @@ from functools import lru_cache
 import numpy as np
 
 from ._convolution import FftConvolution, GemmConvolution, PhasedGemmConvolution
-from ._pooling import ActivateThenPool, PoolThenActivate, SumsOfParts, pooling_buffers
+from ._loading import Loader
+from ._pooling import ActivateThenPool, LevelBuffers, PoolThenActivate, SumsOfParts
 from ._regions import grid_regions, level, window_regions
 from ._shapes import (
     conv_output_size,
@@ -59,11 +60,6 @@ BLOCK_ALIGN = 16
 # cache saves (bench_large.py); only very wide images go below, so that memory stays bounded.
 MIN_BAND_ROWS = 8
 FLOOR_FACTOR = 16
-
-# The buffers (name prefixes) that only the loading of a band's image rows works in, the
-# smoothing's: left out of the tiles' bytes that the tiling fits to the cache (still counted
-# in a chunk's memory); a dilated block's gathers read one smoothed copy, counted as the padded.
-LOAD_BUFFERS = ("halo", "smoothed_")
 
 # The L2 cache of a core when the machine does not say.
 DEFAULT_L2_BYTES = 2**20
@@ -103,7 +99,8 @@ def l2_bytes(cache_dir="/sys/devices/system/cpu/cpu0/cache"):
 
 def tile_bytes():
     """The bytes a chunk's tiles aim at (its buffers but the smoothing's,
-    :data:`LOAD_BUFFERS`): :data:`CHUNK_L2` times a core's L2 cache."""
+    :meth:`~sklearn_convfeat._loading.Loader.smoothing_buffers`): :data:`CHUNK_L2` times a
+    core's L2 cache."""
     return int(CHUNK_L2 * l2_bytes())
 
 
@@ -245,7 +242,7 @@ class Plan:
     bytes_per_image, tile_bytes_per_image, kept_tiles : int
         Bytes of a chunk's buffers per image (:meth:`chunk_buffers`), the FFT's filter
         spectra excepted; those a tile works in, which the tiling fits to the cache (all but
-        the smoothing's, :data:`LOAD_BUFFERS`); the tiles of a banded plan whose views are
+        the smoothing's, ``Loader.smoothing_buffers``); the tiles of a banded plan whose views are
         made once and kept (all of them, up to :data:`KEPT_TILES`; else none).
     """
 
@@ -330,26 +327,18 @@ class Plan:
         """Every buffer a chunk of ``n`` images needs: name -> (shape, dtype). The engine
         allocates the names it owns from this table, and the memory check sums it; names
         starting with ``'tmp_'`` are the temporaries that NumPy and SciPy allocate inside a
-        call, counted but not allocated by the engine. Each stage declares its own: the
-        loading of image rows (here), the convolution method, the maps of a block, the way
-        of pooling and the levels (:func:`~sklearn_convfeat._pooling.pooling_buffers`)."""
+        call, counted but not allocated by the engine. Each stage declares its own, and
+        makes their views: the loading of image rows
+        (:class:`~sklearn_convfeat._loading.Loader`), the convolution method (with the maps
+        of a block), the way of pooling and the levels
+        (:class:`~sklearn_convfeat._pooling.LevelBuffers`)."""
         band = max(stop - start for start, stop in self.bands)
-        height, width = self.padded_rows, self.padded_shape[1]
-        channels = self.image_shape[2]
-        buffers = {"padded": ((n, channels, height, width), np.float32)}
-        if self.smoothing:
-            # The image rows a band reads and those its smoothing reads, once, then per
-            # dilation smoothed down the rows, then across into its own padded rows.
-            halo = (n, channels, height + 2 * self.smooth_radius, self.image_shape[1])
-            buffers.update(halo=(halo, np.float32), halo_rows=(halo, np.float32))
-            for dilation, _ in self.smoothing:
-                buffers[f"smoothed_{dilation}"] = ((n, channels, height, width), np.float32)
+        buffers = {**Loader.buffers(self, n), **Loader.smoothing_buffers(self, n)}
         positions = self.convolution.positions(self, band)
         buffers.update(self.convolution.buffers(self, n, band))
-        buffers["maps"] = ((n, positions, self.block), np.float32)
         buffers.update(self.pooling_way.buffers(self, n, positions))
         width = self.pooling_way.width(self)
-        buffers.update(pooling_buffers(self, n, band, positions, width))
+        buffers.update(LevelBuffers.buffers(self, n, band, positions, width))
         return buffers
 
     def pools_whole_rows(self, level):
@@ -461,7 +450,8 @@ def _derive(**decisions):
         pooling_way=_pooling_way(pool_first, sums_parts),
     )
     buffers = plan.chunk_buffers(1)
-    tile = {name: value for name, value in buffers.items() if not name.startswith(LOAD_BUFFERS)}
+    loading = Loader.smoothing_buffers(plan, 1)
+    tile = {name: value for name, value in buffers.items() if name not in loading}
     return replace(plan, bytes_per_image=_nbytes(buffers), tile_bytes_per_image=_nbytes(tile))
 
 
