@@ -135,6 +135,10 @@ class Convolution:
 
     MAPS = "maps"
 
+    # Whether its maps are pooled along the rows into a level's rows buffer
+    # (:func:`~sklearn_convfeat._pooling.region_steps`), or another way (:meth:`pool_regions`).
+    pools_through_rows = True
+
     @staticmethod
     def positions(plan, band_rows):
         """Map positions of a tile of ``band_rows`` map rows, per image."""
@@ -288,6 +292,7 @@ class PhasedGemmConvolution(GemmConvolution):
     """
 
     sums_patches = False  # its plans never pool by sums of parts
+    pools_through_rows = False
 
     PHASES, PHASE_POOLED = "phases", "phase_pooled"
 

@@ -83,23 +83,24 @@ class Tile:
         padded, smoothed = loader.padded, loader.by_dilation
         convolution = plan.convolution(plan, kernel, space, padded, smoothed, band_rows)
         self.way = way
-        self.blocks = []
+        # Per block of filters: the steps that make its values to pool, and those values.
+        self.to_pool = []
         for k in range(len(plan.blocks)):
             steps = [partial(convolution.gather, k)] if plan.regathers[k] else []
             steps.append(partial(convolution.multiply, k))
             before, values = way.block_steps(convolution.maps[k], k)
-            self.blocks.append((steps + before, values))
+            self.to_pool.append((steps + before, values))
 
     def pool_steps(self, band):
         """The pooling steps of each block, for ``band`` (None: the whole map)."""
-        return [self.way.pool_steps(values, k, band) for k, (_, values) in enumerate(self.blocks)]
+        return [self.way.pool_steps(values, k, band) for k, (_, values) in enumerate(self.to_pool)]
 
     def band_steps(self, band):
         """The pooling steps of each block for ``band``, as this kind of tile keeps them."""
         raise NotImplementedError
 
     def run(self, band):
-        for (steps, _), pool in zip(self.blocks, self.band_steps(band), strict=True):
+        for (steps, _), pool in zip(self.to_pool, self.band_steps(band), strict=True):
             for step in steps:
                 step()
             for step in pool:
@@ -239,6 +240,25 @@ class Workspace:
         return self.chunks[size]
 
 
+class Batches:
+    """Runs batches on the threads at work, one workspace per thread handed from batch to
+    batch."""
+
+    def __init__(self):
+        self.workspaces = queue.SimpleQueue()
+
+    def run(self, plan, kernel, capacity, images, by_region, batch):
+        """The features of the images ``batch`` of ``images`` into ``by_region``."""
+        try:
+            workspace = self.workspaces.get_nowait()
+        except queue.Empty:
+            workspace = None
+        if workspace is None or workspace.kernel is not kernel:
+            workspace = Workspace(plan, kernel, capacity)
+        _run_batch(plan, workspace, images[batch], by_region[batch])
+        self.workspaces.put(workspace)
+
+
 def _run_batch(plan, workspace, images, out):
     """The features of a batch of images into ``out``, ``(n, n_regions, n_maps)``, each
     level's scaled by its weight last."""
@@ -298,26 +318,16 @@ def pooled_features_of_groups(
             (plan, kernel, capacity, images, by_region, batch)
             for batch in gen_batches(n_samples, size)
         ]
-    # One workspace per thread at work, handed from batch to batch.
-    workspaces = queue.SimpleQueue()
-
-    def fill(plan, kernel, capacity, images, by_region, batch):
-        try:
-            workspace = workspaces.get_nowait()
-        except queue.Empty:
-            workspace = None
-        if workspace is None or workspace.kernel is not kernel:
-            workspace = Workspace(plan, kernel, capacity)
-        _run_batch(plan, workspace, images[batch], by_region[batch])
-        workspaces.put(workspace)
-
+    batches = Batches()
     n_threads = min(n_threads, len(tasks))
     with single_threaded_blas():
         if n_threads <= 1:
             for task in tasks:
-                fill(*task)
+                batches.run(*task)
         else:
-            Parallel(n_jobs=n_threads, backend="threading")(delayed(fill)(*task) for task in tasks)
+            Parallel(n_jobs=n_threads, backend="threading")(
+                delayed(batches.run)(*task) for task in tasks
+            )
     return outputs
 
 

@@ -18,14 +18,14 @@ import itertools
 import math
 import os
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
 from ._convolution import FftConvolution, GemmConvolution, PhasedGemmConvolution
 from ._loading import Loader
 from ._pooling import ActivateThenPool, LevelBuffers, PoolThenActivate, SumsOfParts
-from ._regions import grid_regions, level, window_regions
+from ._regions import grid_regions, make_level, window_regions
 from ._shapes import (
     conv_output_size,
     footprint,
@@ -127,12 +127,12 @@ def _levels(layout, map_shape, clip):
     for position, index in enumerate(order):
         grid, rows, cols = grids[index]
         offset = int(offsets[index])
-        levels[index] = level(grid, rows, cols, offset)
+        levels[index] = make_level(grid, rows, cols, offset)
         # The coarsest finer level that it nests in: the fewest values to read.
         for finer in reversed(order[:position]):
             nested = rows.within(levels[finer].map_rows), cols.within(levels[finer].map_cols)
             if None not in nested:
-                levels[index] = level(grid, *nested, offset, finer, rows, cols)
+                levels[index] = make_level(grid, *nested, offset, finer, rows, cols)
                 break
     return tuple(levels), tuple(order)
 
@@ -316,7 +316,7 @@ class Plan:
         return _tiled(
             self,
             pooling="max",
-            levels=(level(None, rows, cols, 0),),
+            levels=(make_level(None, rows, cols, 0),),
             order=(0,),
             pyramid=False,
             flatten=False,
@@ -516,49 +516,60 @@ def _tiled(plan=None, budget=None, **decisions):
         decisions = {**{name: getattr(plan, name) for name in _DECISIONS}, **decisions}
     budget = tile_bytes() if budget is None else budget
     rows, n_filters = decisions["map_shape"][0], decisions["n_filters"]
-    groups = np.cumsum([0] + [count for _, count in decisions["dilations"]]).tolist()
-
-    def tiling(band, block, chunk=1):
-        return _derive(
-            **{**decisions, "phased": decisions["phased"] and band == rows},
-            chunk=chunk,
-            bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
-            # Blocks of at most ``block`` filters, none across two dilations.
-            blocks=tuple(
-                (start, min(start + block, stop))
-                for first, stop in itertools.pairwise(groups)
-                for start in range(first, stop, block)
-            ),
-        )
-
-    whole = tiling(rows, n_filters)
+    whole = _tiling(decisions, rows, n_filters)
     if whole.tile_bytes_per_image <= budget:
         return replace(whole, chunk=max(1, budget // whole.tile_bytes_per_image))
     blocks = sorted({_split(n_filters, count, BLOCK_ALIGN) for count in range(1, n_filters + 1)})
     wide = blocks[bisect.bisect_left(blocks, min(MIN_BLOCK, n_filters)) :]
     bands = sorted({_split(rows, count) for count in range(1, rows + 1)}, reverse=True)
     floor = min(band for band in bands if band >= min(MIN_BAND_ROWS, rows))
-
-    def largest(band, usable, factor=BAND_FACTOR):
-        """``band`` rows in the largest of the ``usable`` blocks whose tile fits ``factor``
-        times the budget (a tile's bytes grow with its filters: by bisection), or None."""
-
-        def fits(block):
-            return tiling(band, block).tile_bytes_per_image <= factor * budget
-
-        if not fits(usable[0]):
-            return None
-        return tiling(band, usable[bisect.bisect_left(usable, True, key=lambda b: not fits(b)) - 1])
-
-    def first(tilings):
-        return next((found for found in tilings if found is not None), None)
-
+    limit = BAND_FACTOR * budget
     return (
-        first(largest(band, wide) for band in bands if band >= floor)
-        or largest(floor, wide[:1], FLOOR_FACTOR)
-        or first(largest(band, blocks if band == 1 else wide) for band in bands if band < floor)
-        or tiling(1, blocks[0])
+        _first(_largest(decisions, band, wide, limit) for band in bands if band >= floor)
+        or _largest(decisions, floor, wide[:1], FLOOR_FACTOR * budget)
+        or _first(
+            _largest(decisions, band, blocks if band == 1 else wide, limit)
+            for band in bands
+            if band < floor
+        )
+        or _tiling(decisions, 1, blocks[0])
     )
+
+
+def _tiling(decisions, band, block):
+    """The plan of ``decisions`` in bands of ``band`` map rows and blocks of at most ``block``
+    filters, none across two dilations, one image a chunk (phased on whole maps only)."""
+    rows = decisions["map_shape"][0]
+    groups = np.cumsum([0] + [count for _, count in decisions["dilations"]]).tolist()
+    return _derive(
+        **{**decisions, "phased": decisions["phased"] and band == rows},
+        chunk=1,
+        bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
+        blocks=tuple(
+            (start, min(start + block, stop))
+            for first, stop in itertools.pairwise(groups)
+            for start in range(first, stop, block)
+        ),
+    )
+
+
+def _too_large(decisions, band, limit, block):
+    """Whether a tile of ``band`` rows and ``block`` filters exceeds ``limit`` bytes."""
+    return _tiling(decisions, band, block).tile_bytes_per_image > limit
+
+
+def _largest(decisions, band, usable, limit):
+    """``band`` rows in the largest of the ``usable`` blocks whose tile fits ``limit`` bytes (a
+    tile's bytes grow with its filters: by bisection), or None."""
+    too_large = partial(_too_large, decisions, band, limit)
+    if too_large(usable[0]):
+        return None
+    return _tiling(decisions, band, usable[bisect.bisect_left(usable, True, key=too_large) - 1])
+
+
+def _first(tilings):
+    """The first of ``tilings`` that is not None, or None."""
+    return next((found for found in tilings if found is not None), None)
 
 
 @lru_cache(maxsize=256)

@@ -176,8 +176,9 @@ class LevelBuffers:
             else:
                 source_cols = plan.levels[level.source].map_cols.count
                 shape = (n, level.rows.count, source_cols, plan.n_maps)
-            whole_rows = level.source is None and plan.pools_whole_rows(level)
-            if not (plan.phased and index == plan.order[0]) and not whole_rows:
+            if level.source is not None or (
+                plan.convolution.pools_through_rows and not plan.pools_whole_rows(level)
+            ):
                 buffers[cls.ROWS.format(index)] = (shape, F32)
             buffers[cls.LEVEL.format(index)] = ((n, *level.shape, plan.n_maps), F32)
         return buffers
