@@ -23,7 +23,7 @@ from functools import lru_cache, partial
 import numpy as np
 
 from ._convolution import FftConvolution, GemmConvolution, PhasedGemmConvolution
-from ._loading import Loader
+from ._loading import Loader, Smoothing
 from ._pooling import ActivateThenPool, LevelBuffers, PoolThenActivate, SumsOfParts
 from ._regions import grid_regions, make_level, window_regions
 from ._shapes import (
@@ -99,7 +99,7 @@ def l2_bytes(cache_dir="/sys/devices/system/cpu/cpu0/cache"):
 
 def tile_bytes():
     """The bytes a chunk's tiles aim at (its buffers but the smoothing's,
-    :meth:`~sklearn_convfeat._loading.Loader.smoothing_buffers`): :data:`CHUNK_L2` times a
+    :meth:`~sklearn_convfeat._loading.Smoothing.buffers`): :data:`CHUNK_L2` times a
     core's L2 cache."""
     return int(CHUNK_L2 * l2_bytes())
 
@@ -242,7 +242,7 @@ class Plan:
     bytes_per_image, tile_bytes_per_image, kept_tiles : int
         Bytes of a chunk's buffers per image (:meth:`chunk_buffers`), the FFT's filter
         spectra excepted; those a tile works in, which the tiling fits to the cache (all but
-        the smoothing's, ``Loader.smoothing_buffers``); the tiles of a banded plan whose views are
+        the smoothing's, ``Smoothing.buffers``); the tiles of a banded plan whose views are
         made once and kept (all of them, up to :data:`KEPT_TILES`; else none).
     """
 
@@ -333,7 +333,7 @@ class Plan:
         of a block), the way of pooling and the levels
         (:class:`~sklearn_convfeat._pooling.LevelBuffers`)."""
         band = max(stop - start for start, stop in self.bands)
-        buffers = {**Loader.buffers(self, n), **Loader.smoothing_buffers(self, n)}
+        buffers = {**Loader.buffers(self, n), **Smoothing.buffers(self, n)}
         positions = self.convolution.positions(self, band)
         buffers.update(self.convolution.buffers(self, n, band))
         buffers.update(self.pooling_way.buffers(self, n, positions))
@@ -450,7 +450,7 @@ def _derive(**decisions):
         pooling_way=_pooling_way(pool_first, sums_parts),
     )
     buffers = plan.chunk_buffers(1)
-    loading = Loader.smoothing_buffers(plan, 1)
+    loading = Smoothing.buffers(plan, 1)
     tile = {name: value for name, value in buffers.items() if name not in loading}
     return replace(plan, bytes_per_image=_nbytes(buffers), tile_bytes_per_image=_nbytes(tile))
 
