@@ -19,6 +19,18 @@ def make(**params):
     return ConvFeatureTransformer(**simple(**params))
 
 
+def counted_checks(monkeypatch):
+    """The ``(bytes, what)`` of each memory check that fit makes, as it makes them."""
+    counted = []
+    check = _limits.check_memory
+    monkeypatch.setattr(
+        _fit_memory,
+        "check_memory",
+        lambda n_bytes, what, *args: counted.append((n_bytes, what)) or check(n_bytes, what, *args),
+    )
+    return counted
+
+
 def big_output(**params):
     """A random bank without patch_norm (fit samples no patch) and unpooled maps: 24x24x32
     features, 72 KiB per image."""
@@ -40,13 +52,7 @@ def test_fit_streams_the_centring_and_gets_the_same_mean(monkeypatch):
         "_features",
         lambda self, images: calls.append(len(images)) or features(self, images),
     )
-    counted = []
-    check = _limits.check_memory
-    monkeypatch.setattr(
-        _fit_memory,
-        "check_memory",
-        lambda n_bytes, what, *args: counted.append((n_bytes, what)) or check(n_bytes, what, *args),
-    )
+    counted = counted_checks(monkeypatch)
     import tracemalloc
 
     tracemalloc.start()
@@ -118,13 +124,7 @@ def test_fit_estimates_bound_the_peak_of_sampling_and_learning(monkeypatch):
     for every learnt bank, whitened or not, with smoothed dilations and in colour."""
     import tracemalloc
 
-    counted = []
-    check = _limits.check_memory
-    monkeypatch.setattr(
-        _fit_memory,
-        "check_memory",
-        lambda n_bytes, what, *args: counted.append((n_bytes, what)) or check(n_bytes, what, *args),
-    )
+    counted = counted_checks(monkeypatch)
     rng = np.random.default_rng(0)
     cases = [
         ((300, 32, 32), {}),
