@@ -23,7 +23,7 @@ from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
 from ._fit_memory import check_fit_memory
 from ._limits import check_feature_range, check_transform_memory
 from ._plan import make_plan
-from ._shapes import check_sample_shape, resolve_image_shape, to_images
+from ._shapes import check_sample_shape, to_images, training_shapes
 from ._spec import check_params, make_spec, spec_of_plan_params
 from ._threads import thread_count
 from ._variants import ACTIVATIONS, POOLINGS
@@ -554,13 +554,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self._check_params()
         X = self._validate_X(X, reset=True)
         any_size = isinstance(X, list)
-        shapes = None
-        if any_size:
-            shapes = sorted({image.shape for image in X})
-            fit_shape = tuple(min(shape[axis] for shape in shapes) for axis in range(3))
-            image_shape = (None, None, fit_shape[2])
-        else:
-            image_shape = fit_shape = resolve_image_shape(X.shape, self.image_shape)
+        shapes, fit_shape, image_shape = training_shapes(X, self.image_shape)
         filter_init, filter_size = self.filter_init, None
         if not isinstance(filter_init, str):
             filter_init = check_filter_array(filter_init, self.n_filters, fit_shape[2], fit_shape)
@@ -611,20 +605,25 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         }
         self.feature_mean_ = self.feature_scale_ = None
         if moments:
-            mean, scale = feature_moments(
-                self._features,
-                X,
-                random_state,
-                center_batch,
-                image_shape=image_shape,
-                n_features=math.prod(self.output_shape_),
-                feature_norm=self.feature_norm,
-            )
-            if self.center:
-                self.feature_mean_ = mean if spec.flatten else mean.reshape(self.output_shape_)
-            if self.feature_norm is not None:
-                self.feature_scale_ = scale
+            self._fit_moments(X, random_state, center_batch)
         return self
+
+    def _fit_moments(self, X, random_state, batch_size):
+        """``feature_mean_`` (with ``center``) and ``feature_scale_`` (with ``feature_norm``)
+        from the features of the training images ``X``, ``batch_size`` at a time."""
+        mean, scale = feature_moments(
+            self._features,
+            X,
+            random_state,
+            batch_size,
+            image_shape=self.image_shape_,
+            n_features=math.prod(self.output_shape_),
+            feature_norm=self.feature_norm,
+        )
+        if self.center:
+            self.feature_mean_ = mean if self.spec_.flatten else mean.reshape(self.output_shape_)
+        if self.feature_norm is not None:
+            self.feature_scale_ = scale
 
     def _plan_of(self, image_shape=None):
         """The plan of images of ``image_shape`` (by default, of those seen in ``fit``; the
