@@ -51,7 +51,23 @@ class Kernel:
         self.arrays = plan.convolution.filter_arrays(plan, filters, blocks)
 
 
-class PatchNormaliser:
+class Normaliser:
+    """The moments of each patch, ``(n, 1, positions)`` buffers, that a normaliser divides
+    by."""
+
+    MEAN, SCALE = "norm_mean", "norm_scale"
+
+    @classmethod
+    def buffers(cls, n, taps, positions):
+        """The buffers of a chunk of ``n`` images of ``positions`` patches of ``taps``."""
+        return {cls.MEAN: ((n, 1, positions), F32), cls.SCALE: ((n, 1, positions), F32)}
+
+    def __init__(self, space, n, positions):
+        self.mean = space.view(self.MEAN, (n, 1, positions))
+        self.scale = space.view(self.SCALE, (n, 1, positions))
+
+
+class PatchNormaliser(Normaliser):
     """Normalises, in place, each patch of the fixed buffer ``patches_t`` ``(n, taps,
     positions)`` to zero mean and unit variance, ``eps`` added to the variance.
 
@@ -60,12 +76,17 @@ class PatchNormaliser:
     it, on ``taps`` instead of ``n_filters`` values per position.
     """
 
+    SQUARES = "norm_squares"
+
+    @classmethod
+    def buffers(cls, n, taps, positions):
+        return {**super().buffers(n, taps, positions), cls.SQUARES: ((n, taps, positions), F32)}
+
     def __init__(self, patches_t, space, eps):
         n, self.taps, positions = patches_t.shape
+        super().__init__(space, n, positions)
         self.patches_t = patches_t
-        self.mean = space.view("norm_mean", (n, 1, positions))
-        self.scale = space.view("norm_scale", (n, 1, positions))
-        self.squares = space.view("norm_squares", patches_t.shape)
+        self.squares = space.view(self.SQUARES, patches_t.shape)
         self.eps = np.float32(eps)
 
     def normalise(self):
@@ -81,7 +102,7 @@ class PatchNormaliser:
         np.divide(patches_t, scale, out=patches_t)
 
 
-class FootprintNormaliser:
+class FootprintNormaliser(Normaliser):
     """Normalises, in place, the taps of a dilated filter ``patches_t`` ``(n, taps,
     positions)`` by the mean and variance of its whole footprint ``span`` (``eps`` added to
     the variance): a local contrast normalisation at the scale the filter sees. ``images`` is
@@ -90,10 +111,9 @@ class FootprintNormaliser:
 
     def __init__(self, patches_t, space, eps, images, span, stride, band_rows, out_cols):
         n, _, positions = patches_t.shape
+        super().__init__(space, n, positions)
         self.patches_t, self.images, self.span, self.stride = patches_t, images, span, stride
         self.positions = (band_rows, out_cols)
-        self.mean = space.view("norm_mean", (n, 1, positions))
-        self.scale = space.view("norm_scale", (n, 1, positions))
         self.grids = (
             self.mean.reshape(n, band_rows, out_cols),
             self.scale.reshape(n, band_rows, out_cols),
@@ -113,6 +133,12 @@ class FootprintNormaliser:
 class Convolution:
     """A convolution method (see the module's docstring); subclasses say how."""
 
+    MAPS = "maps"
+
+    # Whether its maps are pooled along the rows into a level's rows buffer
+    # (:func:`~sklearn_convfeat._pooling.region_steps`), or another way (:meth:`pool_regions`).
+    pools_through_rows = True
+
     @staticmethod
     def positions(plan, band_rows):
         """Map positions of a tile of ``band_rows`` map rows, per image."""
@@ -122,8 +148,14 @@ class Convolution:
     def buffers(cls, plan, n, band_rows):
         """The buffers of a chunk of ``n`` images in tiles of ``band_rows`` map rows: name
         -> (shape, dtype); names starting with ``'tmp_'`` are temporaries that NumPy and
-        SciPy allocate inside a call, counted but not allocated by the engine."""
-        raise NotImplementedError
+        SciPy allocate inside a call, counted but not allocated by the engine. Here, the
+        maps of a block; subclasses add theirs."""
+        positions = cls.positions(plan, band_rows)
+        return {cls.MAPS: ((n, positions, plan.block), F32)}
+
+    def maps_view(self, space, n, positions, block):
+        """The buffer of the maps of a block of ``block`` filters."""
+        return space.view(self.MAPS, (n, positions, block))
 
     @staticmethod
     def filter_arrays(plan, filters, blocks):
@@ -161,16 +193,17 @@ class GemmConvolution(Convolution):
     # The sums of its maps over a region are the sums of its patches times the filters.
     sums_patches = True
 
+    PATCHES = "patches"
+
     @classmethod
     def buffers(cls, plan, n, band_rows):
         positions = cls.positions(plan, band_rows)
-        buffers = {"patches": ((n, plan.taps, positions), F32)}
+        buffers = {
+            **super().buffers(plan, n, band_rows),
+            cls.PATCHES: ((n, plan.taps, positions), F32),
+        }
         if plan.patch_norm:
-            buffers.update(
-                norm_mean=((n, 1, positions), F32),
-                norm_scale=((n, 1, positions), F32),
-                norm_squares=((n, plan.taps, positions), F32),
-            )
+            buffers.update(PatchNormaliser.buffers(n, plan.taps, positions))
         if plan.patch_norm and plan.footprint != plan.filter_size:
             # Dilated filters: their footprints' moments from window sums, in float64.
             height, width, channels = plan.padded_rows, plan.padded_shape[1], plan.image_shape[2]
@@ -180,6 +213,11 @@ class GemmConvolution(Convolution):
                 tmp_moments=((4, n, band_rows, plan.map_shape[1]), F64),
             )
         return buffers
+
+    @classmethod
+    def patches(cls, space, plan, n, positions):
+        """The buffer of the transposed patches, ``(n, taps, positions)``."""
+        return space.view(cls.PATCHES, (n, plan.taps, positions))
 
     @staticmethod
     def filter_arrays(plan, filters, blocks):
@@ -196,7 +234,7 @@ class GemmConvolution(Convolution):
         out_cols = plan.map_shape[1]
         stride = plan.stride
         s_n, s_c, s_y, s_x = padded.strides
-        patches_t = space.view("patches", (n, plan.taps, band_rows * out_cols))
+        patches_t = self.patches(space, plan, n, band_rows * out_cols)
         self.target = patches_t.reshape(n, channels, height, width, band_rows, out_cols)
         self.gathers = {}
         for k, (dilation, (top, left), span) in enumerate(plan.gathers):
@@ -228,7 +266,7 @@ class GemmConvolution(Convolution):
         self.patches_t = patches_t
         self.patches = patches_t.transpose(0, 2, 1)
         self.weights = kernel.arrays
-        self.maps = [space.view("maps", (n, positions, w.shape[1])) for w in kernel.arrays]
+        self.maps = [self.maps_view(space, n, positions, w.shape[1]) for w in kernel.arrays]
 
     def gather(self, k):
         windows, normaliser = self.gathers[k]
@@ -254,6 +292,9 @@ class PhasedGemmConvolution(GemmConvolution):
     """
 
     sums_patches = False  # its plans never pool by sums of parts
+    pools_through_rows = False
+
+    PHASES, PHASE_POOLED = "phases", "phase_pooled"
 
     @staticmethod
     def positions(plan, band_rows):
@@ -270,7 +311,7 @@ class PhasedGemmConvolution(GemmConvolution):
         # positions read, for every offset q of a filter tap within a window of map columns.
         n_phases = stride * (win_cols - 1) + cols
         used_rows = plan.band_input_rows(out_rows)
-        self.phases = space.view("phases", (n, channels, n_phases, used_rows, units))
+        self.phases = space.view(self.PHASES, (n, channels, n_phases, used_rows, units))
         s_n, s_c, s_y, s_x = padded.strides
         self.phase_gather = as_strided(
             padded,
@@ -286,7 +327,7 @@ class PhasedGemmConvolution(GemmConvolution):
             strides=(p_n, p_c, p_y, p_q, p_q * stride, p_y * stride, p_u),
             writeable=False,
         )
-        patches_t = space.view("patches", (n, plan.taps, win_cols * out_rows * units))
+        patches_t = self.patches(space, plan, n, win_cols * out_rows * units)
         self.target = patches_t.reshape(self.taps_view.shape)
         eps = kernel.eps[0]
         self.normaliser = None if eps is None else PatchNormaliser(patches_t, space, eps)
@@ -305,13 +346,13 @@ class PhasedGemmConvolution(GemmConvolution):
         phases = (n, plan.image_shape[2], n_phases, plan.band_input_rows(out_rows), units)
         pooled = (n, out_rows * units * plan.block * plan.maps_per_filter)
         return {
-            "phases": (phases, F32),
+            cls.PHASES: (phases, F32),
             **super().buffers(plan, n, band_rows),
-            "phase_pooled": (pooled, F32),
+            cls.PHASE_POOLED: (pooled, F32),
         }
 
-    @staticmethod
-    def pool_regions(plan, space, maps, level, rows, reduce, destinations, rows_buffer, ones):
+    @classmethod
+    def pool_regions(cls, plan, space, maps, level, rows, reduce, destinations, rows_buffer, ones):
         """The steps pooling the phased maps ``(n, positions, block maps)`` onto the finest
         level (the only one pooled from the maps): columns first, as one reduction over the
         phases (blocks of a whole phase), then rows, in runs of a row of pooled columns, into
@@ -319,7 +360,7 @@ class PhasedGemmConvolution(GemmConvolution):
         n, _, block_maps = maps.shape
         win_rows, win_cols, out_rows, units = plan.phased_shape
         phases = maps.reshape(n, win_cols, -1)
-        pooled = space.view("phase_pooled", (n, out_rows * units * block_maps))
+        pooled = space.view(cls.PHASE_POOLED, (n, out_rows * units * block_maps))
         by_rows = pooled.reshape(n, out_rows // win_rows, win_rows, units, block_maps)
         steps = [PhaseReduction(reduce, phases, 1, pooled)]
         return steps + [
@@ -347,14 +388,17 @@ class FftConvolution(Convolution):
 
     sums_patches = False
 
+    PRODUCT, TERM = "product", "term"
+
     @classmethod
     def buffers(cls, plan, n, band_rows):
         height, width = plan.padded_rows, plan.padded_shape[1]
         channels, block, half = plan.image_shape[2], plan.block, width // 2 + 1
         buffers = {
+            **super().buffers(plan, n, band_rows),
             "tmp_spectra": ((n, channels, height, half), C64),
-            "product": ((n, block, height, half), C64),
-            "term": ((n, block, height, half), C64),
+            cls.PRODUCT: ((n, block, height, half), C64),
+            cls.TERM: ((n, block, height, half), C64),
             "tmp_rows_inverse": ((n, block, height, half), C64),
             "tmp_maps_first": ((n, block, band_rows, width), F32),
         }
@@ -389,10 +433,10 @@ class FftConvolution(Convolution):
         self.product, self.term, self.maps = [], [], []
         for filters in kernel.arrays:
             block = len(filters)
-            product = space.view("product", (n, block, height, width // 2 + 1))
+            product = space.view(self.PRODUCT, (n, block, height, width // 2 + 1))
             self.product.append(product)
-            self.term.append(space.view("term", product.shape))
-            self.maps.append(space.view("maps", (n, band_rows * self.out_cols, block)))
+            self.term.append(space.view(self.TERM, product.shape))
+            self.maps.append(self.maps_view(space, n, band_rows * self.out_cols, block))
 
     def gather(self, k):
         self.spectra = scipy.fft.rfft2(self.padded)

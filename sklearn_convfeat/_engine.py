@@ -7,10 +7,11 @@ libraries. :func:`pooled_features` gives the features of ``transform`` for image
 the maps before pooling.
 
 A transform runs, for each batch of images (:func:`_run_batch`), each chunk of ``plan.chunk``
-images (:class:`Chunk`): for each band of map rows (one, the whole map, unless the image is
-large), the image rows it reads are loaded into the padded buffer (and, smoothed, into each
-dilation's that reads them so: :meth:`Chunk.load`), then the band's :class:`Tile` runs, for
-each block of filters, the steps that the plan's convolution method
+images (:class:`Chunk`, or :class:`BandedChunk` when the image is large): for each band of map
+rows (one, the whole map, unless the image is large), the image rows it reads are loaded into
+the padded buffer (and, smoothed, into each dilation's that reads them so:
+:mod:`~sklearn_convfeat._loading`), then the band's :class:`Tile` runs, for each block of
+filters, the steps that the plan's convolution method
 (:mod:`~sklearn_convfeat._convolution`) and way of pooling (:mod:`~sklearn_convfeat._pooling`)
 built: gather the patches, multiply them with the block's filters, activate, pool. Each
 block's maps are pooled right after the product that makes them, so the unpooled maps never
@@ -18,12 +19,14 @@ travel to main memory and memory does not grow with the number of filters. The c
 pools the grids of a pyramid that nest in a finer one from its pooled values, and writes the
 features.
 
-Every buffer a chunk uses is listed by ``plan.chunk_buffers``, allocated once per thread
-(:class:`Space`), and reused by every chunk: a chunk allocates nothing of its own. Steps and
-their views are made once per chunk size and band length. *Batches* (many chunks) are the
-unit of work of the ``n_jobs`` threads. Every image goes through the same code in tiles that
-do not depend on ``batch_size``, ``n_jobs`` or the other images, and every matrix product
-covers one image, so results are bit-identical for any of them.
+Every buffer a chunk uses is listed by ``plan.chunk_buffers`` (each stage declares its own and
+makes their views), allocated once per thread (:class:`Space`), and reused by every chunk: a
+chunk allocates nothing of its own. Whole map or bands is chosen once, by the
+:class:`Workspace`: no step tests it. Steps and their views are made once per chunk size and
+band length. *Batches* (many chunks) are the unit of work of the ``n_jobs`` threads. Every
+image goes through the same code in tiles that do not depend on ``batch_size``, ``n_jobs`` or
+the other images, and every matrix product covers one image, so results are bit-identical for
+any of them.
 """
 
 import math
@@ -35,8 +38,8 @@ from joblib import Parallel, delayed
 from sklearn.utils import gen_batches
 
 from ._convolution import Kernel
-from ._patches import smooth
-from ._pooling import AxisReduction
+from ._loading import BandLoader, Loader
+from ._pooling import AxisReduction, LevelBuffers
 from ._threads import single_threaded_blas, thread_count
 from ._variants import POOLINGS
 
@@ -48,7 +51,8 @@ ALIGNMENT = 64
 
 class Space:
     """Named flat buffers, aligned to :data:`ALIGNMENT`: ``view(name, shape)`` is a C-contiguous
-    view of the start of buffer ``name``, of any shape that fits."""
+    view of the start of buffer ``name``, of any shape that fits. The stages that declare the
+    buffers make their views."""
 
     def __init__(self, buffers):
         self.flat = {}
@@ -60,51 +64,83 @@ class Space:
             flat = np.empty(size + ALIGNMENT // itemsize, dtype=dtype)
             offset = -flat.ctypes.data % ALIGNMENT // itemsize
             self.flat[name] = flat[offset : offset + size]
-        if "ones" in self.flat:
-            self.flat["ones"][...] = 1
 
     def view(self, name, shape):
         return self.flat[name][: math.prod(shape)].reshape(shape)
 
-    def ones(self, positions):
-        """The first ``positions`` values of the buffer of ones, if the plan has one."""
-        return self.flat["ones"][:positions] if "ones" in self.flat else None
+    def buffer(self, name):
+        """The whole flat buffer ``name``, or None if the plan has none."""
+        return self.flat.get(name)
 
 
 class Tile:
-    """The steps of one band of ``band_rows`` map rows of the images in the padded buffer:
+    """The steps of one band of ``band_rows`` map rows of the images that ``loader`` loaded:
     for each block of filters, the convolution's (gather where ``plan.regathers`` says,
-    multiply), then the way of pooling's. The pooling steps of a band are made at its first
-    run and kept if ``keep`` (the same buffers serve every chunk); else as each band comes.
-    ``banded``: the bands' pooled values are combined (else the band is the whole map)."""
+    multiply), then the way of pooling's (:meth:`pool_steps`), which the kind of tile keeps
+    or makes again for each band (:meth:`band_steps`)."""
 
-    def __init__(self, plan, kernel, space, way, padded, smoothed, band_rows, *, banded, keep):
+    def __init__(self, plan, kernel, space, way, loader, band_rows):
+        padded, smoothed = loader.padded, loader.by_dilation
         convolution = plan.convolution(plan, kernel, space, padded, smoothed, band_rows)
-        self.way, self.banded, self.keep, self.kept = way, banded, keep, {}
-        self.blocks = []
+        self.way = way
+        # Per block of filters: the steps that make its values to pool, and those values.
+        self.to_pool = []
         for k in range(len(plan.blocks)):
             steps = [partial(convolution.gather, k)] if plan.regathers[k] else []
             steps.append(partial(convolution.multiply, k))
             before, values = way.block_steps(convolution.maps[k], k)
-            self.blocks.append((steps + before, values))
+            self.to_pool.append((steps + before, values))
 
     def pool_steps(self, band):
-        steps = self.kept.get(band)
-        if steps is None:
-            where = band if self.banded else None
-            steps = [
-                self.way.pool_steps(values, k, where) for k, (_, values) in enumerate(self.blocks)
-            ]
-            if self.keep:
-                self.kept[band] = steps
-        return steps
+        """The pooling steps of each block, for ``band`` (None: the whole map)."""
+        return [self.way.pool_steps(values, k, band) for k, (_, values) in enumerate(self.to_pool)]
+
+    def band_steps(self, band):
+        """The pooling steps of each block for ``band``, as this kind of tile keeps them."""
+        raise NotImplementedError
 
     def run(self, band):
-        for (steps, _), pool in zip(self.blocks, self.pool_steps(band), strict=True):
+        for (steps, _), pool in zip(self.to_pool, self.band_steps(band), strict=True):
             for step in steps:
                 step()
             for step in pool:
                 step()
+
+
+class MapTile(Tile):
+    """The tile of a whole map (the plan's one band): its values pooled straight into the
+    levels, by steps made once."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.pools = self.pool_steps(None)
+
+    def band_steps(self, band):
+        return self.pools
+
+
+class BandTile(Tile):
+    """The tile of the bands of one length of a large image: each band's values pooled into
+    a part combined with the other bands', by steps made as the band comes (the views of
+    every band would grow with the image's height)."""
+
+    def band_steps(self, band):
+        return self.pool_steps(band)
+
+
+class KeptBandTile(BandTile):
+    """A :class:`BandTile` whose steps of a band are made at its first run and kept, for a
+    plan of few tiles (``plan.kept_tiles``): the same buffers serve every chunk."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.kept = {}
+
+    def band_steps(self, band):
+        steps = self.kept.get(band)
+        if steps is None:
+            steps = self.kept[band] = self.pool_steps(band)
+        return steps
 
 
 class Emit:
@@ -125,23 +161,18 @@ class Chunk:
     features.
 
     Its views are built here, once per chunk size (the full chunk and, at most, a last shorter
-    one): a chunk holds few images, and building views costs as much as they do. With several
-    bands (large images), one tile serves every band of the same length.
+    one): a chunk holds few images, and building views costs as much as they do. This one
+    computes a whole map in one band (:class:`MapTile`); :class:`BandedChunk`, large images
+    in bands of map rows, one tile serving every band of the same length.
     """
 
+    loader_type, tile_type = Loader, MapTile
+
     def __init__(self, plan, kernel, space, size):
-        self.plan, self.size, self.space = plan, size, space
-        shape = (size, plan.image_shape[2], plan.padded_rows, plan.padded_shape[1])
-        self.padded = space.view("padded", shape)
-        # Each dilation that reads the image smoothed has its own padded rows (zeros outside).
-        smoothed = {d: space.view(f"smoothed_{d}", shape) for d, _ in plan.smoothing}
-        self.smoothed = [(smoothed[d], sigma) for d, sigma in plan.smoothing]
-        for buffer in (self.padded, *smoothed.values()):
-            buffer[...] = 0
-        levels = {
-            index: space.view(f"level_{index}", (size, *level.shape, plan.n_maps))
-            for index, level in enumerate(plan.levels)
-        }
+        self.plan = plan
+        self.loader = self.loader_type(plan, space, size)
+        buffers = LevelBuffers(plan, space, size)
+        levels = buffers.levels
         pooling = POOLINGS[plan.pooling]
         self.nested = []
         for index in plan.order:
@@ -150,80 +181,47 @@ class Chunk:
                 continue
             source = levels[level.source]
             shape = (size, level.rows.count, source.shape[2], plan.n_maps)
-            rows = space.view(f"rows_{index}", shape)
+            rows = buffers.rows(index, shape)
             self.nested += [
                 AxisReduction(source, 1, level.rows, pooling.reduce, rows),
                 AxisReduction(rows, 2, level.cols, pooling.reduce, levels[index]),
             ]
         self.emits = [Emit(pooling, levels[i], level) for i, level in enumerate(plan.levels)]
-        self.way = plan.pooling_way(plan, kernel, space, size, levels)
-        banded = len(plan.bands) > 1
-        self.starts = [self.way.reset] if banded else []
+        self.way = plan.pooling_way(plan, kernel, space, size, buffers)
         self.tiles = {}
         for start, stop in plan.bands:
             if stop - start not in self.tiles:
-                self.tiles[stop - start] = Tile(
-                    plan, kernel, space, self.way, self.padded, smoothed, stop - start,
-                    banded=banded, keep=not banded or bool(plan.kept_tiles),
-                )  # fmt: skip
-
-    def copy_rows(self, images, low, high, target):
-        """Image rows ``low:high`` into ``target``, channels first, as float32 (the images are
-        checked to fit). ``images`` is an array or a list."""
-        if isinstance(images, list):
-            for image, inside in zip(images, target, strict=True):
-                np.copyto(inside, image[low:high].transpose(2, 0, 1), casting="unsafe")
-        else:
-            np.copyto(target, images[:, low:high].transpose(0, 3, 1, 2), casting="unsafe")
-
-    def load(self, images, band, before):
-        """Copy the image rows that ``band`` reads into the padded buffer, zeros elsewhere;
-        and, smoothed, into each dilation's (from the rows around them that the smoothing
-        reads: the result is that of smoothing the whole image). ``before`` is what the
-        previous band of these images loaded, ``(first, low, high)``, or None: its smoothed
-        rows that this band reads too are moved, not smoothed again. Returns this band's."""
-        plan, padded, smoothed = self.plan, self.padded, self.smoothed
-        height, width = plan.image_shape[:2]
-        (top, _), (left, _) = plan.padding
-        first = band[0] * plan.stride - top  # the image row at the buffer's first row
-        low, high = max(first, 0), min(first + padded.shape[2], height)
-        fresh = low  # the first image row to smooth
-        if smoothed and before is not None and before[1] <= low < before[2]:
-            # Bands go down the image: the rows they share are the previous band's last.
-            shift, fresh = first - before[0], min(before[2], high)
-            for buffer, _ in smoothed:
-                for row in range(low - first, fresh - first):  # row by row: no overlap
-                    buffer[:, :, row] = buffer[:, :, row + shift]
-        if len(plan.bands) > 1:
-            for buffer in (padded, *(buffer for buffer, _ in smoothed)):
-                buffer[:, :, : low - first] = 0
-                buffer[:, :, high - first :] = 0
-        inside = padded[:, :, low - first : high - first, left : left + width]
-        self.copy_rows(images, low, high, inside)
-        if smoothed and fresh < high:
-            radius = plan.smooth_radius
-            start, stop = max(fresh - radius, 0), min(high + radius, height)
-            halo = self.space.view("halo", (self.size, plan.image_shape[2], stop - start, width))
-            self.copy_rows(images, start, stop, halo)
-            scratch = self.space.view("halo_rows", halo.shape)
-            for buffer, sigma in smoothed:
-                target = buffer[:, :, fresh - first : high - first, left : left + width]
-                rows = slice(fresh - start, high - start)
-                smooth(halo, sigma, (2, 3), rows=rows, output=target, scratch=scratch)
-        return first, low, high
+                self.tiles[stop - start] = self.tile_type(
+                    plan, kernel, space, self.way, self.loader, stop - start
+                )
 
     def run(self, images, out):
-        for step in self.starts:
-            step()
         loaded = None
         for band in self.plan.bands:
-            loaded = self.load(images, band, loaded)
+            loaded = self.loader.load(images, band, loaded)
             self.tiles[band[1] - band[0]].run(band)
         self.way.finish_chunk()
         for reduction in self.nested:
             reduction.run()
         for emit in self.emits:
             emit.run(out)
+
+
+class BandedChunk(Chunk):
+    """A :class:`Chunk` of large images, in several bands of map rows: each band's rows are
+    loaded with zeros outside the image (:class:`~sklearn_convfeat._loading.BandLoader`),
+    its pooled values combined into the levels, which start each chunk at the reduction's
+    identity."""
+
+    loader_type = BandLoader
+
+    def __init__(self, plan, kernel, space, size):
+        self.tile_type = KeptBandTile if plan.kept_tiles else BandTile
+        super().__init__(plan, kernel, space, size)
+
+    def run(self, images, out):
+        self.way.reset()
+        super().run(images, out)
 
 
 class Workspace:
@@ -233,12 +231,32 @@ class Workspace:
     def __init__(self, plan, kernel, size):
         self.plan, self.kernel = plan, kernel
         self.space = Space(plan.chunk_buffers(size))
+        self.chunk_type = Chunk if len(plan.bands) == 1 else BandedChunk
         self.chunks = {}
 
     def chunk(self, size):
         if size not in self.chunks:
-            self.chunks[size] = Chunk(self.plan, self.kernel, self.space, size)
+            self.chunks[size] = self.chunk_type(self.plan, self.kernel, self.space, size)
         return self.chunks[size]
+
+
+class Batches:
+    """Runs batches on the threads at work, one workspace per thread handed from batch to
+    batch."""
+
+    def __init__(self):
+        self.workspaces = queue.SimpleQueue()
+
+    def run(self, plan, kernel, capacity, images, by_region, batch):
+        """The features of the images ``batch`` of ``images`` into ``by_region``."""
+        try:
+            workspace = self.workspaces.get_nowait()
+        except queue.Empty:
+            workspace = None
+        if workspace is None or workspace.kernel is not kernel:
+            workspace = Workspace(plan, kernel, capacity)
+        _run_batch(plan, workspace, images[batch], by_region[batch])
+        self.workspaces.put(workspace)
 
 
 def _run_batch(plan, workspace, images, out):
@@ -300,26 +318,16 @@ def pooled_features_of_groups(
             (plan, kernel, capacity, images, by_region, batch)
             for batch in gen_batches(n_samples, size)
         ]
-    # One workspace per thread at work, handed from batch to batch.
-    workspaces = queue.SimpleQueue()
-
-    def fill(plan, kernel, capacity, images, by_region, batch):
-        try:
-            workspace = workspaces.get_nowait()
-        except queue.Empty:
-            workspace = None
-        if workspace is None or workspace.kernel is not kernel:
-            workspace = Workspace(plan, kernel, capacity)
-        _run_batch(plan, workspace, images[batch], by_region[batch])
-        workspaces.put(workspace)
-
+    batches = Batches()
     n_threads = min(n_threads, len(tasks))
     with single_threaded_blas():
         if n_threads <= 1:
             for task in tasks:
-                fill(*task)
+                batches.run(*task)
         else:
-            Parallel(n_jobs=n_threads, backend="threading")(delayed(fill)(*task) for task in tasks)
+            Parallel(n_jobs=n_threads, backend="threading")(
+                delayed(batches.run)(*task) for task in tasks
+            )
     return outputs
 
 

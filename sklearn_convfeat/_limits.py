@@ -252,6 +252,27 @@ def transform_bytes(n_samples, output_shape, working_bytes=0):
     return 4 * n_samples * math.prod(output_shape) + working_bytes
 
 
+def check_transform_memory(groups, output_shape, batch_size, n_threads):
+    """Raise :class:`MemoryLimitError` before allocating if the features of the ``groups`` of
+    ``(plan, images)``, ``output_shape`` each, and the working memory of ``n_threads`` threads
+    in batches of ``batch_size`` (None: the plans') cannot fit in memory."""
+    n_samples = sum(len(images) for _, images in groups)
+    working = max(
+        plan.working_bytes(len(images), batch_size=batch_size, n_threads=n_threads)
+        for plan, images in groups
+    )
+    per_sample = 4 * math.prod(output_shape)
+    check_memory(
+        transform_bytes(n_samples, output_shape, working),
+        f"The features of {n_samples} images ({n_samples} x "
+        f"{' x '.join(map(str, output_shape))} float32, {format_bytes(per_sample)} "
+        f"per image) and {format_bytes(working)} of working memory",
+        "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
+        "stride, or transform X in chunks (sklearn.utils.gen_batches)"
+        + ("." if batch_size is None else ", or a smaller batch_size or n_jobs."),
+    )
+
+
 def bank_bytes(n_filters, filter_size, n_channels):
     """Peak bytes needed to draw a random bank of ``n_filters`` filters."""
     return _BANK_BYTES_PER_VALUE * n_filters * math.prod(filter_size) * n_channels

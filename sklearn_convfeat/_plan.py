@@ -18,13 +18,14 @@ import itertools
 import math
 import os
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
 from ._convolution import FftConvolution, GemmConvolution, PhasedGemmConvolution
-from ._pooling import ActivateThenPool, PoolThenActivate, SumsOfParts, pooling_buffers
-from ._regions import grid_regions, level, window_regions
+from ._loading import Loader, Smoothing
+from ._pooling import ActivateThenPool, LevelBuffers, PoolThenActivate, SumsOfParts
+from ._regions import grid_regions, make_level, window_regions
 from ._shapes import (
     conv_output_size,
     footprint,
@@ -59,11 +60,6 @@ BLOCK_ALIGN = 16
 # cache saves (bench_large.py); only very wide images go below, so that memory stays bounded.
 MIN_BAND_ROWS = 8
 FLOOR_FACTOR = 16
-
-# The buffers (name prefixes) that only the loading of a band's image rows works in, the
-# smoothing's: left out of the tiles' bytes that the tiling fits to the cache (still counted
-# in a chunk's memory); a dilated block's gathers read one smoothed copy, counted as the padded.
-LOAD_BUFFERS = ("halo", "smoothed_")
 
 # The L2 cache of a core when the machine does not say.
 DEFAULT_L2_BYTES = 2**20
@@ -103,7 +99,8 @@ def l2_bytes(cache_dir="/sys/devices/system/cpu/cpu0/cache"):
 
 def tile_bytes():
     """The bytes a chunk's tiles aim at (its buffers but the smoothing's,
-    :data:`LOAD_BUFFERS`): :data:`CHUNK_L2` times a core's L2 cache."""
+    :meth:`~sklearn_convfeat._loading.Smoothing.buffers`): :data:`CHUNK_L2` times a
+    core's L2 cache."""
     return int(CHUNK_L2 * l2_bytes())
 
 
@@ -130,12 +127,12 @@ def _levels(layout, map_shape, clip):
     for position, index in enumerate(order):
         grid, rows, cols = grids[index]
         offset = int(offsets[index])
-        levels[index] = level(grid, rows, cols, offset)
+        levels[index] = make_level(grid, rows, cols, offset)
         # The coarsest finer level that it nests in: the fewest values to read.
         for finer in reversed(order[:position]):
             nested = rows.within(levels[finer].map_rows), cols.within(levels[finer].map_cols)
             if None not in nested:
-                levels[index] = level(grid, *nested, offset, finer, rows, cols)
+                levels[index] = make_level(grid, *nested, offset, finer, rows, cols)
                 break
     return tuple(levels), tuple(order)
 
@@ -245,7 +242,7 @@ class Plan:
     bytes_per_image, tile_bytes_per_image, kept_tiles : int
         Bytes of a chunk's buffers per image (:meth:`chunk_buffers`), the FFT's filter
         spectra excepted; those a tile works in, which the tiling fits to the cache (all but
-        the smoothing's, :data:`LOAD_BUFFERS`); the tiles of a banded plan whose views are
+        the smoothing's, ``Smoothing.buffers``); the tiles of a banded plan whose views are
         made once and kept (all of them, up to :data:`KEPT_TILES`; else none).
     """
 
@@ -319,7 +316,7 @@ class Plan:
         return _tiled(
             self,
             pooling="max",
-            levels=(level(None, rows, cols, 0),),
+            levels=(make_level(None, rows, cols, 0),),
             order=(0,),
             pyramid=False,
             flatten=False,
@@ -330,26 +327,18 @@ class Plan:
         """Every buffer a chunk of ``n`` images needs: name -> (shape, dtype). The engine
         allocates the names it owns from this table, and the memory check sums it; names
         starting with ``'tmp_'`` are the temporaries that NumPy and SciPy allocate inside a
-        call, counted but not allocated by the engine. Each stage declares its own: the
-        loading of image rows (here), the convolution method, the maps of a block, the way
-        of pooling and the levels (:func:`~sklearn_convfeat._pooling.pooling_buffers`)."""
+        call, counted but not allocated by the engine. Each stage declares its own, and
+        makes their views: the loading of image rows
+        (:class:`~sklearn_convfeat._loading.Loader`), the convolution method (with the maps
+        of a block), the way of pooling and the levels
+        (:class:`~sklearn_convfeat._pooling.LevelBuffers`)."""
         band = max(stop - start for start, stop in self.bands)
-        height, width = self.padded_rows, self.padded_shape[1]
-        channels = self.image_shape[2]
-        buffers = {"padded": ((n, channels, height, width), np.float32)}
-        if self.smoothing:
-            # The image rows a band reads and those its smoothing reads, once, then per
-            # dilation smoothed down the rows, then across into its own padded rows.
-            halo = (n, channels, height + 2 * self.smooth_radius, self.image_shape[1])
-            buffers.update(halo=(halo, np.float32), halo_rows=(halo, np.float32))
-            for dilation, _ in self.smoothing:
-                buffers[f"smoothed_{dilation}"] = ((n, channels, height, width), np.float32)
+        buffers = {**Loader.buffers(self, n), **Smoothing.buffers(self, n)}
         positions = self.convolution.positions(self, band)
         buffers.update(self.convolution.buffers(self, n, band))
-        buffers["maps"] = ((n, positions, self.block), np.float32)
         buffers.update(self.pooling_way.buffers(self, n, positions))
         width = self.pooling_way.width(self)
-        buffers.update(pooling_buffers(self, n, band, positions, width))
+        buffers.update(LevelBuffers.buffers(self, n, band, positions, width))
         return buffers
 
     def pools_whole_rows(self, level):
@@ -461,7 +450,8 @@ def _derive(**decisions):
         pooling_way=_pooling_way(pool_first, sums_parts),
     )
     buffers = plan.chunk_buffers(1)
-    tile = {name: value for name, value in buffers.items() if not name.startswith(LOAD_BUFFERS)}
+    loading = Smoothing.buffers(plan, 1)
+    tile = {name: value for name, value in buffers.items() if name not in loading}
     return replace(plan, bytes_per_image=_nbytes(buffers), tile_bytes_per_image=_nbytes(tile))
 
 
@@ -526,49 +516,60 @@ def _tiled(plan=None, budget=None, **decisions):
         decisions = {**{name: getattr(plan, name) for name in _DECISIONS}, **decisions}
     budget = tile_bytes() if budget is None else budget
     rows, n_filters = decisions["map_shape"][0], decisions["n_filters"]
-    groups = np.cumsum([0] + [count for _, count in decisions["dilations"]]).tolist()
-
-    def tiling(band, block, chunk=1):
-        return _derive(
-            **{**decisions, "phased": decisions["phased"] and band == rows},
-            chunk=chunk,
-            bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
-            # Blocks of at most ``block`` filters, none across two dilations.
-            blocks=tuple(
-                (start, min(start + block, stop))
-                for first, stop in itertools.pairwise(groups)
-                for start in range(first, stop, block)
-            ),
-        )
-
-    whole = tiling(rows, n_filters)
+    whole = _tiling(decisions, rows, n_filters)
     if whole.tile_bytes_per_image <= budget:
         return replace(whole, chunk=max(1, budget // whole.tile_bytes_per_image))
     blocks = sorted({_split(n_filters, count, BLOCK_ALIGN) for count in range(1, n_filters + 1)})
     wide = blocks[bisect.bisect_left(blocks, min(MIN_BLOCK, n_filters)) :]
     bands = sorted({_split(rows, count) for count in range(1, rows + 1)}, reverse=True)
     floor = min(band for band in bands if band >= min(MIN_BAND_ROWS, rows))
-
-    def largest(band, usable, factor=BAND_FACTOR):
-        """``band`` rows in the largest of the ``usable`` blocks whose tile fits ``factor``
-        times the budget (a tile's bytes grow with its filters: by bisection), or None."""
-
-        def fits(block):
-            return tiling(band, block).tile_bytes_per_image <= factor * budget
-
-        if not fits(usable[0]):
-            return None
-        return tiling(band, usable[bisect.bisect_left(usable, True, key=lambda b: not fits(b)) - 1])
-
-    def first(tilings):
-        return next((found for found in tilings if found is not None), None)
-
+    limit = BAND_FACTOR * budget
     return (
-        first(largest(band, wide) for band in bands if band >= floor)
-        or largest(floor, wide[:1], FLOOR_FACTOR)
-        or first(largest(band, blocks if band == 1 else wide) for band in bands if band < floor)
-        or tiling(1, blocks[0])
+        _first(_largest(decisions, band, wide, limit) for band in bands if band >= floor)
+        or _largest(decisions, floor, wide[:1], FLOOR_FACTOR * budget)
+        or _first(
+            _largest(decisions, band, blocks if band == 1 else wide, limit)
+            for band in bands
+            if band < floor
+        )
+        or _tiling(decisions, 1, blocks[0])
     )
+
+
+def _tiling(decisions, band, block):
+    """The plan of ``decisions`` in bands of ``band`` map rows and blocks of at most ``block``
+    filters, none across two dilations, one image a chunk (phased on whole maps only)."""
+    rows = decisions["map_shape"][0]
+    groups = np.cumsum([0] + [count for _, count in decisions["dilations"]]).tolist()
+    return _derive(
+        **{**decisions, "phased": decisions["phased"] and band == rows},
+        chunk=1,
+        bands=tuple((start, min(start + band, rows)) for start in range(0, rows, band)),
+        blocks=tuple(
+            (start, min(start + block, stop))
+            for first, stop in itertools.pairwise(groups)
+            for start in range(first, stop, block)
+        ),
+    )
+
+
+def _too_large(decisions, band, limit, block):
+    """Whether a tile of ``band`` rows and ``block`` filters exceeds ``limit`` bytes."""
+    return _tiling(decisions, band, block).tile_bytes_per_image > limit
+
+
+def _largest(decisions, band, usable, limit):
+    """``band`` rows in the largest of the ``usable`` blocks whose tile fits ``limit`` bytes (a
+    tile's bytes grow with its filters: by bisection), or None."""
+    too_large = partial(_too_large, decisions, band, limit)
+    if too_large(usable[0]):
+        return None
+    return _tiling(decisions, band, usable[bisect.bisect_left(usable, True, key=too_large) - 1])
+
+
+def _first(tilings):
+    """The first of ``tilings`` that is not None, or None."""
+    return next((found for found in tilings if found is not None), None)
 
 
 @lru_cache(maxsize=256)

@@ -19,10 +19,10 @@ buffers and builds the steps of each block of filters:
   two_sided, identity) from the sums of ``|z - t|`` and of ``z``, one pass over the maps
   without writing the activated ones (the sums of ``z`` from the patches, on the GEMM path).
 
-A tile's values are pooled straight into the levels' buffers for a whole map, or, for a band
-of map rows of a large image, into a part that is combined with the other bands' (a maximum,
-or a sum until the division by the region's size), exactly as if the whole map had been
-pooled at once.
+The levels' values are held in :class:`LevelBuffers`. A tile's values are pooled straight into
+them for a whole map, or, for a band of map rows of a large image, into a part that is combined
+with the other bands' (a maximum, or a sum until the division by the region's size), exactly as
+if the whole map had been pooled at once.
 """
 
 from functools import partial
@@ -149,30 +149,61 @@ def map_slices(plan, start, stop):
     ]
 
 
-def pooling_buffers(plan, n, band, positions, width):
-    """The buffers of the levels, for a chunk of ``n`` images in bands of ``band`` map rows of
-    ``positions``, pooling values ``width`` a block: each level's pooled values, and the
-    rows of partly pooled values, parts of a band and ones that pooling them takes."""
-    cols = plan.map_shape[1]
-    buffers = {}
-    from_maps = [level for level in plan.levels if level.source is None]
-    if POOLINGS[plan.pooling].reduce is np.add and any(map(plan.pools_whole_rows, from_maps)):
-        buffers["ones"] = ((positions,), F32)
-    for index in plan.order:
-        level = plan.levels[index]
-        if level.source is None:
-            # Pooled block by block, band by band: at most one region per row of a band.
-            shape = (n, min(level.rows.count, band), cols, width)
-            if len(plan.bands) > 1:
-                buffers[f"part_{index}"] = ((n, shape[1], level.cols.count, width), F32)
-        else:
-            source_cols = plan.levels[level.source].map_cols.count
-            shape = (n, level.rows.count, source_cols, plan.n_maps)
-        whole_rows = level.source is None and plan.pools_whole_rows(level)
-        if not (plan.phased and index == plan.order[0]) and not whole_rows:
-            buffers[f"rows_{index}"] = (shape, F32)
-        buffers[f"level_{index}"] = ((n, *level.shape, plan.n_maps), F32)
-    return buffers
+class LevelBuffers:
+    """The buffers of the levels, for a chunk of ``n`` images: each level's pooled values
+    (:attr:`levels`), and the rows of partly pooled values, parts of a band and ones that
+    pooling them takes. Declared (:meth:`buffers`) and viewed here only."""
+
+    LEVEL, ROWS, PART, ONES = "level_{}", "rows_{}", "part_{}", "ones"
+
+    @classmethod
+    def buffers(cls, plan, n, band, positions, width):
+        """The buffers of a chunk of ``n`` images in bands of ``band`` map rows of
+        ``positions``, pooling values ``width`` a block."""
+        cols = plan.map_shape[1]
+        buffers = {}
+        from_maps = [level for level in plan.levels if level.source is None]
+        if POOLINGS[plan.pooling].reduce is np.add and any(map(plan.pools_whole_rows, from_maps)):
+            buffers[cls.ONES] = ((positions,), F32)
+        for index in plan.order:
+            level = plan.levels[index]
+            if level.source is None:
+                # Pooled block by block, band by band: at most one region per row of a band.
+                shape = (n, min(level.rows.count, band), cols, width)
+                if len(plan.bands) > 1:
+                    part = (n, shape[1], level.cols.count, width)
+                    buffers[cls.PART.format(index)] = (part, F32)
+            else:
+                source_cols = plan.levels[level.source].map_cols.count
+                shape = (n, level.rows.count, source_cols, plan.n_maps)
+            if level.source is not None or (
+                plan.convolution.pools_through_rows and not plan.pools_whole_rows(level)
+            ):
+                buffers[cls.ROWS.format(index)] = (shape, F32)
+            buffers[cls.LEVEL.format(index)] = ((n, *level.shape, plan.n_maps), F32)
+        return buffers
+
+    def __init__(self, plan, space, n):
+        self.space = space
+        self.levels = {
+            index: space.view(self.LEVEL.format(index), (n, *level.shape, plan.n_maps))
+            for index, level in enumerate(plan.levels)
+        }
+        self.all_ones = space.buffer(self.ONES)
+        if self.all_ones is not None:
+            self.all_ones[...] = 1
+
+    def rows(self, index, shape):
+        """Level ``index``'s rows of partly pooled values."""
+        return self.space.view(self.ROWS.format(index), shape)
+
+    def part(self, index, shape):
+        """Level ``index``'s values pooled from one band."""
+        return self.space.view(self.PART.format(index), shape)
+
+    def ones(self, positions):
+        """``positions`` ones, if the plan sums rows with them; else None."""
+        return None if self.all_ones is None else self.all_ones[:positions]
 
 
 class MapPooler:
@@ -183,31 +214,31 @@ class MapPooler:
     into the ``part`` of each level, then combined with the other bands' (the levels start at
     the reduction's identity)."""
 
-    def __init__(self, plan, space, levels, reduce):
-        self.plan, self.space, self.levels, self.reduce = plan, space, levels, reduce
+    def __init__(self, plan, space, buffers, reduce):
+        self.plan, self.space, self.buffers, self.reduce = plan, space, buffers, reduce
         self.from_maps = [(i, plan.levels[i]) for i in plan.order if plan.levels[i].source is None]
 
     def steps(self, values, k, band=None):
-        plan, space, reduce = self.plan, self.space, self.reduce
+        plan, space, buffers, reduce = self.plan, self.space, self.buffers, self.reduce
         n, positions, width = values.shape
         slices = map_slices(plan, *plan.blocks[k])
-        ones = self.space.ones(positions)
+        ones = buffers.ones(positions)
         steps = []
         for index, level in self.from_maps:
-            rows_buffer = partial(space.view, f"rows_{index}")
+            rows_buffer = partial(buffers.rows, index)
             pool_regions = partial(plan.convolution.pool_regions, plan, space, values, level)
             if band is None:
-                destinations = [(s, self.levels[index][..., t]) for s, t in slices]
+                destinations = [(s, buffers.levels[index][..., t]) for s, t in slices]
                 steps += pool_regions(level.map_rows, reduce, destinations, rows_buffer, ones)
                 continue
             first, rows = level.map_rows.clip(*band)
             if rows is None:
                 continue
-            part = space.view(f"part_{index}", (n, rows.count, level.cols.count, width))
+            part = buffers.part(index, (n, rows.count, level.cols.count, width))
             if rows.size == 1:  # one map row a region (one-row bands): nothing to reduce
                 rows_buffer = None
             steps += pool_regions(rows, reduce, [(slice(None), part)], rows_buffer, ones)
-            target = self.levels[index][:, first : first + rows.count]
+            target = buffers.levels[index][:, first : first + rows.count]
             steps += [Combine(reduce, target[..., t], part[..., s]) for s, t in slices]
         return [step.run for step in steps]
 
@@ -231,9 +262,9 @@ class Activate:
 
 
 class PoolingWay:
-    """A way of pooling (see the module's docstring), for one chunk of ``n`` images: its
-    steps for each block of filters, for the whole map or a band of it, and what ends a chunk
-    and a batch."""
+    """A way of pooling (see the module's docstring), for one chunk of ``n`` images on the
+    levels' ``buffers`` (:class:`LevelBuffers`): its steps for each block of filters, for the
+    whole map or a band of it, and what ends a chunk and a batch."""
 
     @staticmethod
     def width(plan):
@@ -244,11 +275,12 @@ class PoolingWay:
     def buffers(plan, n, positions):
         return {}
 
-    def __init__(self, plan, kernel, space, n, levels):
-        self.plan, self.kernel, self.space = plan, kernel, space
-        self.pooler = MapPooler(plan, space, levels, POOLINGS[plan.pooling].reduce)
-        self.levels = levels
-        self.from_maps = [levels[i] for i, level in enumerate(plan.levels) if level.source is None]
+    def __init__(self, plan, kernel, space, n, buffers):
+        self.plan, self.kernel, self.space, self.buffers = plan, kernel, space, buffers
+        self.pooler = MapPooler(plan, space, buffers, POOLINGS[plan.pooling].reduce)
+        self.from_maps = [
+            buffers.levels[i] for i, level in enumerate(plan.levels) if level.source is None
+        ]
 
     def identity(self):
         """The value the buffers that bands are combined into start at."""
@@ -276,18 +308,20 @@ class PoolingWay:
 
 
 class ActivateThenPool(PoolingWay):
-    @staticmethod
-    def buffers(plan, n, positions):
+    ACTIVATED = "activated"
+
+    @classmethod
+    def buffers(cls, plan, n, positions):
         if plan.maps_per_filter == 1:
             return {}
-        return {"activated": ((n, positions, plan.block * plan.maps_per_filter), F32)}
+        return {cls.ACTIVATED: ((n, positions, plan.block * plan.maps_per_filter), F32)}
 
     def block_steps(self, maps, k):
         start, stop = self.plan.blocks[k]
         activated = maps
         if self.plan.maps_per_filter > 1:
             width = maps.shape[2] * self.plan.maps_per_filter
-            activated = self.space.view("activated", (*maps.shape[:2], width))
+            activated = self.space.view(self.ACTIVATED, (*maps.shape[:2], width))
         bias = None if self.kernel.bias is None else self.kernel.bias[start:stop]
         return [Activate(self.plan, maps, activated, bias).run], activated
 
@@ -307,43 +341,46 @@ class SumsOfParts(PoolingWay):
     ``(slots, n, rows, cols, n_filters)`` of the levels pooled from the maps; at the end of a
     chunk, :class:`SumsCombiner` makes the sums of the activated maps from them."""
 
+    SHIFTED, SUMS = "shifted", "sums_{}"
+    PATCH_SUMS, PATCH_ROWS = "patch_sums_{}", "patch_rows_{}"
+
     @staticmethod
     def width(plan):
         return plan.block
 
-    @staticmethod
-    def buffers(plan, n, positions):
+    @classmethod
+    def buffers(cls, plan, n, positions):
         block, band = plan.block, max(stop - start for start, stop in plan.bands)
         buffers = {}
         if len(plan.sum_shifts) > 1:
             # The first of two shifts is taken out of place; pooling reads the maps alone.
-            buffers["shifted"] = ((n, positions, block), F32)
+            buffers[cls.SHIFTED] = ((n, positions, block), F32)
         for index in plan.order:
             level = plan.levels[index]
             if level.source is not None:
                 continue
             # The sums of z, of each shift's absolute values, and room to combine them.
             slots = len(plan.sum_shifts) + 2
-            buffers[f"sums_{index}"] = ((slots, n, *level.shape, plan.n_filters), F32)
+            buffers[cls.SUMS.format(index)] = ((slots, n, *level.shape, plan.n_filters), F32)
             if plan.convolution.sums_patches:
                 # The sums of z from the sums of the patches.
                 rows = min(level.rows.count, band)
                 cols = level.cols.count
-                buffers[f"patch_sums_{index}"] = ((n, plan.taps, rows, cols), F32)
+                buffers[cls.PATCH_SUMS.format(index)] = ((n, plan.taps, rows, cols), F32)
                 if not plan.pools_whole_rows(level):
                     shape = (n, plan.taps, rows, plan.map_shape[1])
-                    buffers[f"patch_rows_{index}"] = (shape, F32)
+                    buffers[cls.PATCH_ROWS.format(index)] = (shape, F32)
         return buffers
 
-    def __init__(self, plan, kernel, space, n, levels):
-        super().__init__(plan, kernel, space, n, levels)
+    def __init__(self, plan, kernel, space, n, buffers):
+        super().__init__(plan, kernel, space, n, buffers)
         slots = len(plan.sum_shifts) + 2
         self.sums = {
-            index: space.view(f"sums_{index}", (slots, n, *level.shape, plan.n_filters))
+            index: space.view(self.SUMS.format(index), (slots, n, *level.shape, plan.n_filters))
             for index, level in enumerate(plan.levels)
             if level.source is None
         }
-        self.combiner = SumsCombiner(plan, kernel.bias, self.sums, levels)
+        self.combiner = SumsCombiner(plan, kernel.bias, self.sums, buffers.levels)
         self.from_maps = list(self.sums.values())
 
     def identity(self):
@@ -360,13 +397,13 @@ class SumsOfParts(PoolingWay):
         n, positions, width = maps.shape
         start, stop = plan.blocks[k]
         cols = plan.map_shape[1]
-        ones = space.ones(positions)
+        ones = self.buffers.ones(positions)
         shifts = plan.sum_shifts
         bias = self.kernel.bias
         offsets = np.zeros(width, np.float32) if bias is None else bias[start:stop]
         arrays, passes = [maps], []
         for j, shift in enumerate(shifts):
-            work = maps if j == len(shifts) - 1 else space.view("shifted", maps.shape)
+            work = maps if j == len(shifts) - 1 else space.view(self.SHIFTED, maps.shape)
             row = (offsets - np.float32(shift)).astype(np.float32)
             arrays.append(work)
             passes.append((work, row if row.any() else None))
@@ -378,10 +415,10 @@ class SumsOfParts(PoolingWay):
             target = self.sums[index][:, :, first : first + rows.count, :, start:stop]
             out = list(target)
             if band is not None:
-                part = space.view(f"part_{index}", (n, rows.count, level.cols.count, width))
+                part = self.buffers.part(index, (n, rows.count, level.cols.count, width))
                 out = [part] * len(arrays)
             whole_rows = plan.pools_whole_rows(level)
-            rows_buffer = partial(space.view, f"rows_{index}")
+            rows_buffer = partial(self.buffers.rows, index)
             for slot, array in enumerate(arrays):
                 if slot == 0 and plan.convolution.sums_patches:
                     steps = self._patch_sums(index, positions, rows, out[0], k)
@@ -412,15 +449,15 @@ class SumsOfParts(PoolingWay):
         plan, space = self.plan, self.space
         level = plan.levels[index]
         n, _, n_cols, width = out.shape
-        patches = space.view("patches", (n, plan.taps, positions))
-        patch_sums = space.view(f"patch_sums_{index}", (n, plan.taps, rows.count, n_cols))
+        patches = plan.convolution.patches(space, plan, n, positions)
+        patch_sums = space.view(self.PATCH_SUMS.format(index), (n, plan.taps, rows.count, n_cols))
         steps = []
         if plan.regathers[k]:
             steps = region_steps(
                 patches, 2, rows, level.cols, plan.map_shape[1], np.add,
                 [(slice(None), patch_sums)], whole_rows=plan.pools_whole_rows(level),
-                rows_buffer=partial(space.view, f"patch_rows_{index}"),
-                ones=space.ones(positions),
+                rows_buffer=partial(space.view, self.PATCH_ROWS.format(index)),
+                ones=self.buffers.ones(positions),
             )  # fmt: skip
         by_region = patch_sums.reshape(n, plan.taps, -1).transpose(0, 2, 1)
         weights = self.kernel.arrays[k]

@@ -110,7 +110,7 @@ class Level:
         return [f"{prefix}y{i}_x{j}" for i in range(rows) for j in range(cols)]
 
 
-def level(grid, rows, cols, offset, source=None, map_rows=None, map_cols=None):
+def make_level(grid, rows, cols, offset, source=None, map_rows=None, map_cols=None):
     """The :class:`Level` of ``rows`` x ``cols`` regions (indices into ``source``'s regions,
     with their map positions ``map_rows``/``map_cols``, if it is pooled from a finer level)."""
     map_rows, map_cols = map_rows or rows, map_cols or cols

@@ -18,6 +18,19 @@ def as_pair(value):
     return int(rows), int(cols)
 
 
+def training_shapes(X, image_shape):
+    """The shapes of the validated training images ``X``: ``(shapes, fit_shape,
+    image_shape)``. For a list of images of several sizes, their distinct ``(H, W, C)``
+    sorted, the smallest of each axis, and ``(None, None, C)``; for an array, None and its
+    images' shape twice (:func:`resolve_image_shape`, ``image_shape`` the parameter)."""
+    if isinstance(X, list):
+        shapes = sorted({image.shape for image in X})
+        fit_shape = tuple(min(shape[axis] for shape in shapes) for axis in range(3))
+        return shapes, fit_shape, (None, None, fit_shape[2])
+    shape = resolve_image_shape(X.shape, image_shape)
+    return None, shape, shape
+
+
 def resolve_image_shape(X_shape, image_shape):
     """Return the ``(height, width, channels)`` of the images held in an array of ``X_shape``.
 

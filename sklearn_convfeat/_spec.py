@@ -264,3 +264,26 @@ def make_spec(params, fit_shape, *, filter_size=None, any_size=False):
         patch_norm=params["patch_norm"],
         any_size=any_size,
     )
+
+
+def spec_of_plan_params(params):
+    """The :class:`FeatureSpec` and the fitted image shape of ``params``, the ``_plan_params``
+    dict of an estimator pickled before ``spec_`` existed."""
+    layout = params["spec"]
+    spec = FeatureSpec(
+        n_filters=params["n_filters"],
+        filter_size=params["filter_size"],
+        dilations=params["dilations"],
+        antialias=params.get("antialias", False),
+        stride=params["stride"],
+        padding=params["padding"],
+        activation=params["activation"],
+        threshold=params["threshold"],
+        pooling=params["pooling"],
+        layout=PoolingLayout(layout.windows, layout.grids, layout.pyramid),
+        flatten=params["flatten"],
+        balance_levels=params.get("balance_levels", False),
+        patch_norm=params["patch_norm"],
+        any_size=params["fixed_regions"],
+    )
+    return spec, tuple(params["image_shape"])

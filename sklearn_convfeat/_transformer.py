@@ -1,13 +1,12 @@
 """ConvFeatureTransformer: the scikit-learn face of the filter banks and the engine."""
 
 import math
-from collections import Counter
 from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names_in,
@@ -16,36 +15,18 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _dask, _limits
+from . import _dask
 from ._bank import make_bank
+from ._centring import feature_moments
 from ._engine import pooled_features_of_groups
 from ._filters import FILTER_BANKS, PATCH_BANKS, check_filter_array
-from ._limits import (
-    bank_bytes,
-    center_batch,
-    check_feature_range,
-    check_memory,
-    format_bytes,
-    patch_bytes,
-    transform_bytes,
-)
-from ._patches import patch_count, smooth_batch
+from ._fit_memory import check_fit_memory
+from ._limits import check_feature_range, check_transform_memory
 from ._plan import make_plan
-from ._shapes import check_sample_shape, footprint, resolve_image_shape, to_images
-from ._spec import FeatureSpec, PoolingLayout, check_params, make_spec
+from ._shapes import check_sample_shape, to_images, training_shapes
+from ._spec import check_params, make_spec, spec_of_plan_params
 from ._threads import thread_count
 from ._variants import ACTIVATIONS, POOLINGS
-
-# Images whose mean features center=True subtracts, at most: enough to condition the models
-# that follow, few enough to cost a small part of fit.
-CENTER_SAMPLES = 1000
-
-# feature_norm='auto': the features' mean squared distance to their mean is this number over
-# the square root of the number of training images. With LogisticRegression's default C=1,
-# whose penalty weighs 1 / n_samples of its mean loss, the penalty on features of unit size
-# then falls as 1 / sqrt(n_samples): the level cross-validation found best from 800 to 60,000
-# training images on Fashion-MNIST, MNIST and the sets of bench_accuracy.py (issue 25).
-AUTO_NORM = 8000
 
 # Parameters documented as not changing the features: they may change after fit.
 RUNTIME_PARAMETERS = frozenset({"n_jobs", "batch_size"})
@@ -573,13 +554,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         self._check_params()
         X = self._validate_X(X, reset=True)
         any_size = isinstance(X, list)
-        shapes = None
-        if any_size:
-            shapes = sorted({image.shape for image in X})
-            fit_shape = tuple(min(shape[axis] for shape in shapes) for axis in range(3))
-            image_shape = (None, None, fit_shape[2])
-        else:
-            image_shape = fit_shape = resolve_image_shape(X.shape, self.image_shape)
+        shapes, fit_shape, image_shape = training_shapes(X, self.image_shape)
         filter_init, filter_size = self.filter_init, None
         if not isinstance(filter_init, str):
             filter_init = check_filter_array(filter_init, self.n_filters, fit_shape[2], fit_shape)
@@ -592,7 +567,17 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             sample = _dask.sample_rows(X, random_state) if _dask.is_dask_array(X) else X
             return sample if any_size else to_images(sample, image_shape)
 
-        center_batch = self._check_fit_memory(X, spec, image_shape, shapes)
+        moments = self.center or self.feature_norm is not None
+        center_batch = check_fit_memory(
+            X,
+            spec,
+            image_shape,
+            shapes,
+            filter_init=filter_init,
+            max_patches=self.max_patches,
+            moments=moments,
+            n_jobs=self.n_jobs,
+        )
         bank = make_bank(
             spec,
             filter_init,
@@ -619,148 +604,26 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             name: value for name, value in params.items() if name not in RUNTIME_PARAMETERS
         }
         self.feature_mean_ = self.feature_scale_ = None
-        if self.center or self.feature_norm is not None:
-            mean, scale = self._feature_moments(X, random_state, center_batch)
-            if self.center:
-                self.feature_mean_ = mean
-            if self.feature_norm is not None:
-                self.feature_scale_ = scale
+        if moments:
+            self._fit_moments(X, random_state, center_batch)
         return self
 
-    def _feature_moments(self, X, random_state, batch_size):
-        """The mean features of at most :data:`CENTER_SAMPLES` images of ``X``, drawn with
-        ``random_state``, computed ``batch_size`` images at a time and summed in float64 one
-        image after another (the order of NumPy's ``mean(axis=0)``), and the factor that
-        brings their root mean squared distance to that mean to ``feature_norm`` (1 if they
-        do not vary); ``'auto'`` reads the number of training images."""
-        n_images = X.shape[0] if _dask.is_dask_array(X) else len(X)
-        if _dask.is_dask_array(X):
-            X = _dask.sample_rows(X, random_state, max_rows=CENTER_SAMPLES)
-        rows = np.arange(len(X))
-        if len(X) > CENTER_SAMPLES:
-            rows = np.sort(random_state.choice(len(X), CENTER_SAMPLES, replace=False))
-        total = np.zeros(math.prod(self.output_shape_))
-        squares = 0.0
-        for batch in gen_batches(len(rows), batch_size):
-            if isinstance(X, list):
-                images = [X[i] for i in rows[batch]]
-            else:
-                images = to_images(X[rows[batch]], self.image_shape_)
-            features = self._features(images).reshape(len(images), -1)
-            for i in range(len(images)):
-                total += features[i]
-                row = features[i].astype(np.float64)
-                squares += float(row @ row)
-            del features  # before the next batch's are made: one batch at a time
-        mean = total / len(rows)
-        # The mean squared distance to the mean, E|f|^2 - |E f|^2, in float64.
-        spread = math.sqrt(max(squares / len(rows) - float(mean @ mean), 0.0))
-        norm = self.feature_norm
-        if norm == "auto":
-            norm = math.sqrt(AUTO_NORM / math.sqrt(n_images))
-        finest = np.finfo(np.float32).eps * math.sqrt(max(squares / len(rows), 0.0))
-        scale = norm / spread if norm is not None and spread > finest else 1.0
-        mean = mean.astype(np.float32)
-        return (mean if self.spec_.flatten else mean.reshape(self.output_shape_)), scale
-
-    def _check_fit_memory(self, X, spec, image_shape, shapes):
-        """Fail before drawing, sampling, learning or computing anything if a step of fit
-        would need more memory than is available: a named bank, a dask array's samples, the
-        patches of each dilation of ``spec`` and the bank learnt from them, the centring's
-        batches. Returns the images centring computes at once
-        (:func:`~sklearn_convfeat._limits.center_batch`)."""
-        available = _limits.available_memory()
-        filter_size, groups = spec.filter_size, spec.dilations
-        if isinstance(self.filter_init, str):
-            check_memory(
-                bank_bytes(spec.n_filters, filter_size, image_shape[2]),
-                f"A bank of {spec.n_filters} filters of shape {filter_size + image_shape[2:]}",
-                "Use fewer filters (n_filters) or smaller ones (filter_size).",
-                available,
-            )
-        learnt = isinstance(self.filter_init, str) and self.filter_init in PATCH_BANKS
-        # Images that the patches and the centring are drawn from; for a dask array, its
-        # samples, computed into memory (the centring's held while its features are).
-        is_dask = _dask.is_dask_array(X)
-        patch_images = center_images = None if is_dask else len(X)
-        held = 0
-        if is_dask:
-            row_bytes = math.prod(X.shape[1:]) * X.dtype.itemsize
-
-            def check_sample(n_rows, purpose, change):
-                check_memory(
-                    2 * n_rows * row_bytes,
-                    f"A sample of {n_rows} images of the dask array for {purpose} "
-                    f"({format_bytes(row_bytes)} each, computed then joined)",
-                    f"Use {change}.",
-                    available,
-                )
-                return n_rows
-
-            if self.patch_norm or learnt:
-                patch_images = check_sample(
-                    _dask.sample_size(X),
-                    "the patches",
-                    "a random bank (filter_init='gaussian', 'uniform' or 'gabor') with "
-                    "patch_norm=False",
-                )
-            if self.center or self.feature_norm is not None:
-                center_images = check_sample(
-                    _dask.sample_size(X, max_rows=CENTER_SAMPLES), "centring", "center=False"
-                )
-                held = center_images * row_bytes
-        if self.patch_norm or learnt:
-            sizes = Counter(image.shape for image in X) if shapes else {image_shape: patch_images}
-            channels = image_shape[2]
-            for dilation, count in groups:
-                span = footprint(filter_size, dilation)
-                n_patches = min(self.max_patches, patch_count(sizes, span))
-                smoothed = 0
-                if self.antialias and dilation > 1:
-                    at_once = 1 if shapes else smooth_batch(image_shape)
-                    smoothed = min(at_once, patch_images) * max(map(math.prod, sizes))
-                needed = patch_bytes(
-                    n_patches,
-                    math.prod(span) * channels,
-                    math.prod(filter_size) * channels,
-                    count if learnt else 0,
-                    smoothed,
-                )
-                learning = f" and learning {count} filters from them" * learnt
-                check_memory(
-                    needed,
-                    f"Sampling {n_patches} patches of {span[0]}x{span[1]}x{channels} pixels "
-                    f"(dilation {dilation}){learning}",
-                    "Use a smaller max_patches, smaller filters (filter_size) or smaller "
-                    "dilations.",
-                    available,
-                )
-        if not self.center and self.feature_norm is None:
-            return None
-        plans = [make_plan(spec, shape) for shape in shapes or [image_shape]]
-        n_features = math.prod(plans[0].output_shape)
-        n_samples = min(CENTER_SAMPLES, center_images)
-        # Per image: its features (twice for a list: by shape, then in order) and its copy.
-        copy_bytes = 0 if shapes else math.prod(image_shape) * X.dtype.itemsize
-        image_bytes = 4 * n_features * (2 if shapes else 1) + copy_bytes
-        n_threads = thread_count(self.n_jobs)
-        # The engine's buffers stop growing at a chunk of images per thread: those of all the
-        # images bound those of any batch of them.
-        working = max(plan.working_bytes(n_samples, n_threads=n_threads) for plan in plans)
-        # The mean in float64 and float32, an image's features in float64 (for their spread); a
-        # dask array's sample, held meanwhile.
-        fixed = 20 * n_features + working + held
-        batch = center_batch(image_bytes, n_samples, fixed, available)
-        check_memory(
-            batch * image_bytes + fixed,
-            f"Centring the features (center=True) of {batch} image{'s' * (batch > 1)} at a "
-            f"time ({n_features} float32, {format_bytes(4 * n_features)} per image) with "
-            f"{format_bytes(working)} of working memory",
-            "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
-            "stride, or center=False.",
-            available,
+    def _fit_moments(self, X, random_state, batch_size):
+        """``feature_mean_`` (with ``center``) and ``feature_scale_`` (with ``feature_norm``)
+        from the features of the training images ``X``, ``batch_size`` at a time."""
+        mean, scale = feature_moments(
+            self._features,
+            X,
+            random_state,
+            batch_size,
+            image_shape=self.image_shape_,
+            n_features=math.prod(self.output_shape_),
+            feature_norm=self.feature_norm,
         )
-        return batch
+        if self.center:
+            self.feature_mean_ = mean if self.spec_.flatten else mean.reshape(self.output_shape_)
+        if self.feature_norm is not None:
+            self.feature_scale_ = scale
 
     def _plan_of(self, image_shape=None):
         """The plan of images of ``image_shape`` (by default, of those seen in ``fit``; the
@@ -780,7 +643,8 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         if "filters_" in state and "n_filters_" not in state:
             state["n_filters_"] = len(state["filters_"])
         if "_plan_params" in state:
-            state = _state_with_spec(state)
+            state = {name: value for name, value in state.items() if name != "_plan"}
+            state["spec_"], state["_plan_shape"] = spec_of_plan_params(state.pop("_plan_params"))
         super().__setstate__(state)
 
     def _check_unchanged(self):
@@ -872,7 +736,7 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
             largest = max(max(float(x.max()), -float(x.min())) for x in values)
             check_feature_range(largest, self.filters_, plan)
         batch_size = None if self.batch_size == "auto" else self.batch_size
-        self._check_transform_memory(groups, batch_size)
+        check_transform_memory(groups, self.output_shape_, batch_size, thread_count(self.n_jobs))
         parts = pooled_features_of_groups(
             groups,
             self.filters_,
@@ -886,30 +750,6 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         features = np.empty((len(order), *self.output_shape_), dtype=np.float32)
         features[order] = np.concatenate(parts)
         return features
-
-    def _check_transform_memory(self, groups, batch_size):
-        """Fail before allocating if the features of the groups of images cannot fit in
-        memory."""
-        n_samples = sum(len(images) for _, images in groups)
-        working = max(
-            plan.working_bytes(
-                len(images),
-                batch_size=batch_size,
-                n_threads=thread_count(self.n_jobs),
-            )
-            for plan, images in groups
-        )
-        output_shape = self.output_shape_
-        per_sample = 4 * math.prod(output_shape)
-        check_memory(
-            transform_bytes(n_samples, output_shape, working),
-            f"The features of {n_samples} images ({n_samples} x "
-            f"{' x '.join(map(str, output_shape))} float32, {format_bytes(per_sample)} "
-            f"per image) and {format_bytes(working)} of working memory",
-            "Use fewer filters (n_filters), a larger pool_size, a small pool_grid or a larger "
-            "stride, or transform X in chunks (sklearn.utils.gen_batches)"
-            + ("." if batch_size is None else ", or a smaller batch_size or n_jobs."),
-        )
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output features, in the order of the flattened output.
@@ -937,30 +777,3 @@ class ConvFeatureTransformer(TransformerMixin, BaseEstimator):
         tags.input_tags.three_d_array = True
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
-
-
-def _state_with_spec(state):
-    """The state of an estimator pickled with ``_plan_params`` (before ``spec_``), with its
-    ``spec_`` and ``_plan_shape``."""
-    state = dict(state)
-    params = state.pop("_plan_params")
-    state.pop("_plan", None)
-    layout = params["spec"]
-    state["spec_"] = FeatureSpec(
-        n_filters=params["n_filters"],
-        filter_size=params["filter_size"],
-        dilations=params["dilations"],
-        antialias=params.get("antialias", False),
-        stride=params["stride"],
-        padding=params["padding"],
-        activation=params["activation"],
-        threshold=params["threshold"],
-        pooling=params["pooling"],
-        layout=PoolingLayout(layout.windows, layout.grids, layout.pyramid),
-        flatten=params["flatten"],
-        balance_levels=params.get("balance_levels", False),
-        patch_norm=params["patch_norm"],
-        any_size=params["fixed_regions"],
-    )
-    state["_plan_shape"] = tuple(params["image_shape"])
-    return state
