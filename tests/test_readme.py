@@ -231,3 +231,33 @@ def test_step_runs_and_writes_only_what_it_says(document, index, sessions):
     assert "Traceback" not in result.stderr
     assert changed == writes
     assert not removed
+
+
+def _readme_object(line, name):
+    """``name`` as the README's Python block that holds ``line`` defines it."""
+    namespace = {}
+    exec(_block_with(fenced_blocks(README.read_text()), line), namespace)
+    return namespace[name]
+
+
+def _options(estimator, ignore=("n_jobs", "random_state")):
+    params = estimator.get_params(deep=False)
+    return {key: value for key, value in params.items() if key not in ignore}
+
+
+def test_bench_real_measures_the_readme_pipelines():
+    """The accuracy section's figures come from bench_real.py's rows: its quickstart classifier
+    and its accurate recipe are the README's."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench_real
+    finally:
+        sys.path.pop(0)
+    source = README.read_text()
+    quickstart = re.search(r"make_pipeline\(ConvFeatureTransformer\([^)]*\), (.*)\)\n", source)
+    classifier = eval(quickstart.group(1), vars(__import__("sklearn.linear_model").linear_model))
+    assert _options(classifier) == _options(bench_real.QUICKSTART_CLASSIFIER)
+    accurate = _readme_object("accurate = make_pipeline(", "accurate")
+    features, recipe_classifier = (step for _, step in accurate.steps)
+    assert _options(features) == _options(bench_real.accurate_recipe())
+    assert _options(recipe_classifier) == _options(bench_real.QUICKSTART_CLASSIFIER)
