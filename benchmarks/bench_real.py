@@ -26,8 +26,9 @@ Rows (``random_state=0`` wherever there is randomness):
 
 Each row reports the seconds of each stage: the features of the training images (fit and
 transform), of the test images, the classifier (fit and predict), and the total. The
-features use ``--threads`` threads (``n_jobs``; torch's threads for scattering, joblib
-workers for HOG) and BLAS as many. Only the test split is scored, once per row. The results
+features use ``--threads`` threads (``n_jobs``, each on one BLAS thread, for ours; torch's
+threads for scattering; joblib workers for HOG), and BLAS gets as many for the peers' features
+and every classifier. Only the test split is scored, once per row. The results
 go to ``benchmarks/real_results.json`` (merged by set; ``--no-save`` to skip).
 
 The BLAS kernel: like ``bench_speed.py``, the script restarts itself without

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from image_folders import draw_shape, make_shapes_folder
+from sklearn import linear_model
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -255,7 +256,7 @@ def test_bench_real_measures_the_readme_pipelines():
         sys.path.pop(0)
     source = README.read_text()
     quickstart = re.search(r"make_pipeline\(ConvFeatureTransformer\([^)]*\), (.*)\)\n", source)
-    classifier = eval(quickstart.group(1), vars(__import__("sklearn.linear_model").linear_model))
+    classifier = eval(quickstart.group(1), vars(linear_model))
     assert _options(classifier) == _options(bench_real.QUICKSTART_CLASSIFIER)
     accurate = _readme_object("accurate = make_pipeline(", "accurate")
     features, recipe_classifier = (step for _, step in accurate.steps)
