@@ -37,6 +37,7 @@ Run from the repository root::
     python benchmarks/bench_speed.py              # the full table, about 15 minutes
     python benchmarks/bench_speed.py --quick      # a smoke run on small inputs
     python benchmarks/bench_speed.py --crossover  # GEMM against FFT over filter sizes
+    python benchmarks/bench_speed.py --first-call # where a fresh process's first call goes
     OPENBLAS_CORETYPE=Haswell OPENBLAS_L2_SIZE=512 \\
         python benchmarks/bench_speed.py --keep-blas-env   # under a forced kernel
 """
@@ -456,6 +457,65 @@ def n_jobs_speedup(config, images, filters, repeats):
     return t_one.min(), t_two.min(), np.median(t_one / t_two), np.median(busy)
 
 
+FIRST_CALL = r"""
+import sys, time
+import numpy as np
+from bench_speed import CONFIGS, make_data, ours
+threads, touch = int(sys.argv[1]), sys.argv[2] == "touch"
+config = CONFIGS["A"]
+images, filters = make_data(config, config.n_images)
+transformer = ours(config, filters, threads).fit(images[:10])
+times = []
+if touch:  # fresh memory of the output's size, touched once and freed
+    start = time.perf_counter()
+    fresh = np.empty((len(images), *transformer.transform(images[:1]).shape[1:]), np.float32)
+    fresh[...] = 0
+    times.append(time.perf_counter() - start)
+    del fresh
+for n in (24, 24, len(images), len(images)):
+    start = time.perf_counter()
+    transformer.transform(images[:n])
+    times.append(time.perf_counter() - start)
+print(" ".join(map(str, times)))
+"""
+
+
+def first_call(threads, repeats):
+    """Where the first transform of a fresh process goes, on config A: each run is a new
+    process that fits, then transforms 24 images twice (the engine's own one-off setup), then
+    all the images twice; and the same after touching, once, fresh memory of the output's
+    size (the kernel's first mapping of that much memory)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(here), here])}
+    print(f"config A, n_jobs={threads}, {repeats} fresh processes each; seconds, medians")
+    for touch in ("plain", "touch"):
+        runs = np.array(
+            [
+                subprocess.run(
+                    [sys.executable, "-c", FIRST_CALL, str(threads), touch],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
+                for _ in range(repeats)
+            ],
+            dtype=float,
+        )
+        median = np.median(runs, axis=0)
+        touched = ""
+        if touch == "touch":
+            touched = f"fresh memory of the output's size touched first: {median[0]:.3f} s; "
+            median = median[1:]
+        print(
+            f"  {touched}24 images: first {median[0] * 1e3:.1f} ms, second "
+            f"{median[1] * 1e3:.1f} ms; all images: first {median[2]:.3f} s, second "
+            f"{median[3]:.3f} s (first / second {median[2] / median[3]:.2f})"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, two rounds")
@@ -468,6 +528,11 @@ def main():
         "--crossover", action="store_true", help="only time the GEMM and FFT paths per filter size"
     )
     parser.add_argument(
+        "--first-call",
+        action="store_true",
+        help="only time a fresh process's first transforms (config A, --repeats processes)",
+    )
+    parser.add_argument(
         "--keep-blas-env",
         action="store_true",
         help="keep OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (time a forced kernel)",
@@ -476,6 +541,9 @@ def main():
     print(blas_report())
     if args.crossover:
         crossover(args.threads, args.repeats)
+        return
+    if args.first_call:
+        first_call(args.threads, args.repeats)
         return
     scale = 20 if args.quick else 1
     repeats = 2 if args.quick else args.repeats
