@@ -439,6 +439,33 @@ def test_threads_stay_in_process_under_any_joblib_backend(n_jobs):
     assert_allclose(expected, reference_features(images, filters, pool_size=(2, 2)), atol=1e-5)
 
 
+def test_an_error_in_one_batch_stops_the_batches_not_started(monkeypatch):
+    """The error of a batch reaches the caller without the other threads first running every
+    batch still queued (a large transform would otherwise hold the error back for minutes):
+    ``Executor.map`` cancels the futures not started when its results stop."""
+    import threading
+
+    import sklearn_convfeat._engine as engine
+
+    started, lock = [], threading.Lock()
+    run = engine.Batches.run
+
+    def failing(self, plan, kernel, capacity, images, by_region, batch):
+        with lock:
+            started.append(batch.start)
+        if batch.start == 0:
+            raise ValueError("a batch failed")
+        return run(self, plan, kernel, capacity, images, by_region, batch)
+
+    monkeypatch.setattr(engine.Batches, "run", failing)
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(400, 9, 9, 1)).astype(np.float32)
+    filters = rng.normal(size=(3, 3, 3, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match="a batch failed"):
+        engine_features(images, filters, pool_size=(2, 2), batch_size=2, n_jobs=2)
+    assert len(started) < 50  # of 200 batches
+
+
 @pytest.mark.parametrize(
     "grids",
     [
