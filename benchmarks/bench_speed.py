@@ -467,8 +467,9 @@ images, filters = make_data(config, config.n_images)
 transformer = ours(config, filters, threads).fit(images[:10])
 times = []
 if touch:  # fresh memory of the output's size, touched once and freed
+    n_values = len(images) * len(transformer.get_feature_names_out())
     start = time.perf_counter()
-    fresh = np.empty((len(images), *transformer.transform(images[:1]).shape[1:]), np.float32)
+    fresh = np.empty(n_values, np.float32)
     fresh[...] = 0
     times.append(time.perf_counter() - start)
     del fresh

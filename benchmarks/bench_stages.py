@@ -10,9 +10,9 @@ machine's GEMM rate the products themselves run.
 
 With ``--n-jobs 2`` the stages' times are summed over the engine's threads (thread-seconds per
 image, to compare with one thread's), each as wall-clock and as the thread's own CPU time: a
-stage whose wall-clock exceeds its CPU time waited (for the GIL, or for the other thread's
-memory traffic to let its own through counts as CPU). "other" is then ``n_jobs`` times the
-wall-clock less the stages, and "idle" the part of it that no thread spent on the CPU.
+stage whose wall-clock exceeds its CPU time waited, for the GIL mostly (waiting for memory
+counts as CPU time). "other" is then ``n_jobs`` times the wall-clock less the stages, and
+"idle" all the threads' time off the CPU, inside the stages or not.
 
 Like ``bench_speed.py``, it restarts itself without ``OPENBLAS_CORETYPE`` and
 ``OPENBLAS_L2_SIZE`` unless ``--keep-blas-env``. Run from the repository root::

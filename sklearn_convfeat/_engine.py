@@ -326,8 +326,8 @@ def pooled_features_of_groups(
                 batches.run(*task)
         else:
             # The standard library's pool, not joblib's threading backend: starting and
-            # stopping that one costs about 13 ms a call (0.6 ms here), a third of the
-            # transform of 1,000 small images on two threads (benchmarks/bench_speed.py).
+            # stopping that one costs 7-13 ms a call (0.6 ms here), more than half of the
+            # 21 ms that 1,000 small images now take on two threads (benchmarks/README.md).
             with ThreadPoolExecutor(n_threads, thread_name_prefix="convfeat") as pool:
                 for _ in pool.map(batches.run, *zip(*tasks, strict=True)):
                     pass
