@@ -11,6 +11,8 @@ ConvergenceWarnings over the folds. Convolutional rows are
     python benchmarks/bench_accuracy.py --headline --held-out # also the held-out sets
     python benchmarks/bench_accuracy.py --sets digits --configs default gaussian
     python benchmarks/bench_accuracy.py --sets handwriting --configs "cand: 128x5" --folds 3
+    python benchmarks/bench_accuracy.py --sets handwriting --splits 5 \
+        --configs "new defaults" "set: feature_norm='auto', n_filters=288"
     python benchmarks/bench_accuracy.py --list                # every config's name
 
 The headline rows, for every set:
@@ -35,6 +37,7 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
+import ast  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -175,7 +178,10 @@ CONFIGS = {
     "relu threshold 0.25, ppv": dict(threshold=0.25, pooling="ppv"),
     "max on one 2x2 grid": dict(pool_grid=2),
     "max on 2x2 windows": dict(pool_grid=None, pool_size=2),
-    "feature_norm='auto'": dict(feature_norm="auto"),
+    # On today's defaults, not the old ones: the setting the README recommends (issue 25).
+    "feature_norm='auto'": lambda random_state: ConvFeatureTransformer(
+        random_state=random_state, feature_norm="auto"
+    ),
     "multi-scale 3x3 + 5x5 (FeatureUnion)": multiscale,
     "stacked, 2 layers": stacked,
     # Today's defaults without their last two changes, one at a time and both: the defaults of
@@ -199,6 +205,19 @@ except ImportError:
 HEADLINE = [RAW, SCATTERING, OLD, NEW]
 
 
+# A config "set: name=value, ..." is today's defaults with those parameters (values are
+# Python literals), for a screening without adding a named config.
+SETTING = "set: "
+
+
+def parse_setting(config):
+    """The parameters of a ``set: name=value, ...`` config."""
+    call = ast.parse(f"f({config[len(SETTING) :]})", mode="eval").body
+    if call.args:
+        raise ValueError(f"{config!r}: only name=value pairs are allowed")
+    return {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+
+
 def make_model(config, random_state):
     """The estimator of a config name (a pipeline ending in LogisticRegression)."""
     if config == RAW:
@@ -209,6 +228,8 @@ def make_model(config, random_state):
         conv = ConvFeatureTransformer(random_state=random_state, **OLD_DEFAULTS)
     elif config == NEW:
         conv = ConvFeatureTransformer(random_state=random_state)
+    elif config.startswith(SETTING):
+        conv = ConvFeatureTransformer(random_state=random_state, **parse_setting(config))
     elif config in CANDIDATES:
         conv = CANDIDATES[config](random_state)
     else:
@@ -220,12 +241,13 @@ def make_model(config, random_state):
     return make_pipeline(conv, LogisticRegression(max_iter=1000))
 
 
-def evaluate(X, y, groups, config, random_state=0, n_folds=5):
-    """Mean CV accuracy, number of features, seconds of the whole CV, convergence warnings."""
+def evaluate(X, y, groups, config, random_state=0, n_folds=5, split=0):
+    """Mean CV accuracy, number of features, seconds of the whole CV, convergence warnings;
+    ``split`` seeds the folds' shuffle."""
     if groups is None:
-        cv = StratifiedKFold(n_folds, shuffle=True, random_state=0)
+        cv = StratifiedKFold(n_folds, shuffle=True, random_state=split)
     else:
-        cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=0)
+        cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=split)
     model = make_model(config, random_state)
     data = X.reshape(len(X), -1) / X.max() if config == RAW else X
     with warnings.catch_warnings(record=True) as caught:
@@ -249,6 +271,13 @@ def main():
     parser.add_argument("--headline", action="store_true", help="raw, scattering, old, new")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--folds", type=int, default=5, help="fewer for a quick screening")
+    parser.add_argument(
+        "--splits",
+        type=int,
+        default=1,
+        help="repeat the CV on this many shuffles of the folds (seeds 0, 1, ...): the mean "
+        "accuracy and, from 2 on, its standard deviation over the shuffles",
+    )
     parser.add_argument("--list", action="store_true", help="print the config names and exit")
     args = parser.parse_args()
     known = [*HEADLINE, *CONFIGS, *CANDIDATES]
@@ -258,26 +287,39 @@ def main():
     sets = args.sets or list(DATASETS) + (list(HELD_OUT) if args.held_out else [])
     configs = list(HEADLINE) if args.headline else []
     configs += [c for c in args.configs or ([] if args.headline else CONFIGS) if c not in configs]
-    unknown = [c for c in configs if c not in known]
+    unknown = [c for c in configs if c not in known and not c.startswith(SETTING)]
     if unknown:
         parser.error(f"unknown configs {unknown}; --list prints the known ones")
     missing = scattering_available() if SCATTERING in configs else None
     if missing:
         print(f"(scattering skipped: kymatio and torch are needed: {missing})")
         configs.remove(SCATTERING)
-    print(f"{args.folds}-fold CV; seconds are those of the whole cross-validation")
+    splits = range(args.splits)
+    print(
+        f"{args.folds}-fold CV on {args.splits} shuffle(s) of the folds; seconds are those of "
+        "one whole cross-validation"
+    )
     print()
     print("| set | config | accuracy | features | CV seconds | convergence warnings |")
     print("|---|---|---|---|---|---|")
     for set_name in sets:
         X, y, groups = load(set_name)
         for config in configs:
-            results = [evaluate(X, y, groups, config, seed, args.folds) for seed in args.seeds]
-            accuracy = np.mean([r[0] for r in results])
+            results = [
+                evaluate(X, y, groups, config, seed, args.folds, split)
+                for split in splits
+                for seed in args.seeds
+            ]
+            # The spread between shuffles: each shuffle's accuracy averaged over the seeds.
+            per_split = np.reshape([r[0] for r in results], (len(splits), -1)).mean(axis=1)
+            accuracy = f"{per_split.mean():.4f}"
+            if len(splits) > 1:
+                each = ", ".join(f"{a:.4f}" for a in per_split)
+                accuracy += f" ± {per_split.std(ddof=1):.4f} ({each})"
             n_features, seconds = results[0][1], np.mean([r[2] for r in results])
             n_warnings = sum(r[3] for r in results)
             print(
-                f"| {set_name} | {config} | {accuracy:.4f} | {n_features} | {seconds:.1f} "
+                f"| {set_name} | {config} | {accuracy} | {n_features} | {seconds:.1f} "
                 f"| {n_warnings} |",
                 flush=True,
             )
