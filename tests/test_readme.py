@@ -259,6 +259,7 @@ def test_bench_real_measures_the_readme_pipelines():
     classifier = eval(quickstart.group(1), vars(linear_model))
     assert _options(classifier) == _options(bench_real.QUICKSTART_CLASSIFIER)
     accurate = _readme_object("accurate = make_pipeline(", "accurate")
-    features, recipe_classifier = (step for _, step in accurate.steps)
-    assert _options(features) == _options(bench_real.accurate_recipe())
-    assert _options(recipe_classifier) == _options(bench_real.QUICKSTART_CLASSIFIER)
+    measured = bench_real.accurate_recipe()
+    assert [type(step) for _, step in accurate.steps] == [type(step) for _, step in measured.steps]
+    for (_, step), (_, measured_step) in zip(accurate.steps, measured.steps, strict=True):
+        assert _options(step) == _options(measured_step)
