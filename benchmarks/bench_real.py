@@ -29,17 +29,18 @@ Rows (``random_state=0`` wherever there is randomness):
 - ``960 filters, 'auto'``: the linear recipe before both, with the quickstart's classifier.
 
 Each row reports the seconds of each stage: the features of the training images (fit and
-transform), of the test images, the classifier (fit and predict), and the total.
-
-``--cv K`` is for tuning: each row is cross-validated on the training split alone (K
-stratified folds, shuffled with seed 0, every stage refitted on each fold's training part) and
-the test split is not used. It prints each row's errors over the whole training split, fold by
-fold, and against the first row image by image (the errors it fixes and the ones it makes
-anew): on 60,000 images, differences that a holdout of 10,000 cannot see. The
+transform), of the test images, the classifier (fit and predict), and the total. The
 features use ``--threads`` threads (``n_jobs``, each on one BLAS thread, for ours; torch's
 threads for scattering; joblib workers for HOG), and BLAS gets as many for the peers' features
 and every classifier. Only the test split is scored, once per row. The results
 go to ``benchmarks/real_results.json`` (merged by set; ``--no-save`` to skip).
+
+``--cv K`` is for tuning, and scores no test image: each row is cross-validated on the training
+split alone (K stratified folds, shuffled with seed 0, every stage refitted on each fold's
+training part). It prints each row's errors over the whole training split, fold by fold, and
+against the first row image by image (the errors it fixes and the ones it makes anew): on
+60,000 images, differences that a holdout of 10,000 cannot see. Its results go to the same
+file, under ``"<set>, K-fold CV"``.
 
 The BLAS kernel: like ``bench_speed.py``, the script restarts itself without
 ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` if they are set and prints the kernel that
