@@ -338,7 +338,6 @@ def cross_validate_row(row, threads, X, y, n_folds):
 def cross_validate_rows(rows, threads, X, y, n_folds):
     """``--cv``: each row's cross-validated errors on the training split ``(X, y)``, printed,
     and image by image against the first row's."""
-    print(f"{n_folds}-fold CV of the {len(X)} training images (the test split not used)")
     print("| row | CV accuracy | errors | errors per fold | fixed / new against the first | s |")
     print("|---|---|---|---|---|---|")
     results, first = {}, None
@@ -403,7 +402,10 @@ def main():
         if args.test_subset:
             X_test, y_test = X_test[: args.test_subset], y_test[: args.test_subset]
         if args.cv:
-            print(f"\n{set_name}: ", end="")
+            print(
+                f"\n{set_name}: {args.cv}-fold CV of the {len(X_train)} training images "
+                "(the test split not used)"
+            )
             results = cross_validate_rows(args.rows, args.threads, X_train, y_train, args.cv)
             save(saved, f"{set_name}, {args.cv}-fold CV", results, args, blas, len(X_train), 0)
             continue

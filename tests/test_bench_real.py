@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.dummy import DummyClassifier
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -30,7 +31,13 @@ def flat(X):
 @pytest.fixture
 def memorising_row(bench, monkeypatch):
     """A row that recalls its training images exactly: 1-nearest neighbour on the pixels."""
-    rows = {"memory": lambda threads: (FunctionTransformer(flat), KNeighborsClassifier(1))}
+    rows = {
+        "memory": lambda threads: (FunctionTransformer(flat), KNeighborsClassifier(1)),
+        "class 0": lambda threads: (
+            FunctionTransformer(flat),
+            DummyClassifier(strategy="constant", constant=0),
+        ),
+    }
     monkeypatch.setattr(bench, "ROWS", rows)
     return "memory"
 
@@ -65,3 +72,17 @@ def test_rows_are_compared_image_by_image_with_the_first(bench, memorising_row, 
     assert table[-1].startswith(f"| memory | {1 - errors / 60:.5f} | {errors} |")
     assert "| 0 / 0 |" in table[-1]
     assert "wrong" not in results[memorising_row]  # what is saved is plain numbers
+
+
+def test_fixed_and_new_errors_are_counted_image_by_image(bench, memorising_row, capsys):
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 256, (60, 5, 5)).astype(np.uint8)
+    y = rng.permutation(np.arange(60) % 2)
+    bench.cross_validate_rows([memorising_row, "class 0"], 1, X, y, 3)
+    table = capsys.readouterr().out.splitlines()
+    first = bench.cross_validate_row(memorising_row, 1, X, y, 3)["wrong"]
+    second = y != 0  # the constant row is wrong exactly on the other class
+    fixed, new = np.sum(first & ~second), np.sum(second & ~first)
+    assert fixed > 0 and new > 0
+    assert table[-1].startswith(f"| class 0 | {1 - second.mean():.5f} | {second.sum()} |")
+    assert f"| {fixed} / {new} |" in table[-1]
